@@ -1,0 +1,1 @@
+//! Invertible mappings for dualspace: convolutional autoencoder, VAE and PCA

@@ -1,0 +1,104 @@
+//! What the subcommands share: device and thread options, progress bars with
+//! Ctrl-C handling, and small argument parsers.
+#![allow(dead_code)]
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Once;
+
+/// Device and threads, flattened into every command that computes.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Where to compute: auto, cpu, cuda or cuda:N (auto picks a GPU when present).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// CPU threads for libtorch (0 = all cores).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl DeviceArgs {
+    /// Parses the device and applies the thread count.
+    pub fn setup(&self) -> Result<tch::Device> {
+        dualspace_tensor::device::set_threads(Some(self.threads));
+        Ok(dualspace_tensor::device::parse_device(&self.device)?)
+    }
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+static HANDLER: Once = Once::new();
+
+/// Installs the Ctrl-C handler (once): the first Ctrl-C asks running work to
+/// stop cleanly (it saves what it has); a second one exits at once.
+pub fn install_ctrlc() {
+    HANDLER.call_once(|| {
+        let _ = ctrlc::set_handler(|| {
+            if STOP.swap(true, Ordering::SeqCst) {
+                eprintln!("\nsecond Ctrl-C: exiting without saving");
+                std::process::exit(130);
+            }
+            eprintln!("\nCtrl-C: stopping after the current step and saving (Ctrl-C again to exit at once)");
+        });
+    });
+}
+
+/// Whether Ctrl-C was pressed.
+pub fn interrupted() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// A progress bar as a [`dualspace_tensor::run::Monitor`]: steps (or seconds
+/// of a time budget), a status line, and Ctrl-C as the stop request.
+pub struct BarMonitor {
+    bar: ProgressBar,
+    budget_s: Option<f64>,
+}
+
+impl BarMonitor {
+    /// A bar for `steps` steps, or for `budget_s` seconds when steps are
+    /// unknown. Hidden when stderr is not a terminal.
+    pub fn new(label: &str, steps: Option<u64>, budget_s: Option<f64>) -> Self {
+        install_ctrlc();
+        let (len, unit) = match (steps, budget_s) {
+            (Some(n), _) => (n, "steps"),
+            (None, Some(s)) => ((s * 10.0).ceil() as u64, "s/10"),
+            (None, None) => (0, ""),
+        };
+        let bar = ProgressBar::new(len);
+        bar.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{prefix:>12}} [{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {unit} {{msg}}"
+            ))
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.set_prefix(label.to_string());
+        Self { bar, budget_s: if steps.is_some() { None } else { budget_s } }
+    }
+
+    /// Finishes the bar, leaving its last line.
+    pub fn finish(&self) {
+        self.bar.finish();
+    }
+}
+
+impl dualspace_tensor::run::Monitor for BarMonitor {
+    fn on_step(&mut self, step: u64, _total: Option<u64>, train_seconds: f64, status: &str) {
+        if self.budget_s.is_some() {
+            self.bar.set_position((train_seconds * 10.0) as u64);
+        } else {
+            self.bar.set_position(step);
+        }
+        self.bar.set_message(status.to_string());
+    }
+    fn message(&mut self, msg: &str) {
+        self.bar.println(msg);
+    }
+    fn should_stop(&self) -> bool {
+        interrupted()
+    }
+}
+
+/// Splits a comma-separated list, dropping empty items.
+pub fn split_list(s: &str) -> Vec<String> {
+    s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
+}

@@ -1,0 +1,1 @@
+//! Evaluation without downloads: judge classifier, FID/KID/PR/DC, held-out class rate

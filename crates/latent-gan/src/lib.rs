@@ -1,0 +1,1 @@
+//! The adversarial trainer and the MLP GAN on standardised latent codes

@@ -1,0 +1,1 @@
+//! Decoder-sampler: latent generator, un-standardise, decode to images
