@@ -1,0 +1,1 @@
+//! Integration tests: data (filled in with the data work).

@@ -1,0 +1,1 @@
+//! Integration tests: eval (filled in with the eval work).

@@ -1,0 +1,1 @@
+//! Integration tests: gan (filled in with the gan work).

@@ -1,0 +1,1 @@
+//! Integration tests: map (filled in with the map work).

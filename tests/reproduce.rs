@@ -1,0 +1,1 @@
+//! Integration tests: reproduce (filled in with the reproduce work).

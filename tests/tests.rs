@@ -1,0 +1,10 @@
+//! The integration tests of dualspace: one test binary (see STYLE.md), one
+//! module per area. They run the real `dualspace` binary on tiny generated
+//! fixtures, and on the real data sets when they are installed.
+mod support;
+
+mod data;
+mod eval;
+mod gan;
+mod map;
+mod reproduce;
