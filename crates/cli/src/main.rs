@@ -6,6 +6,7 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod harness;
 mod common;
 
 /// Train GANs in the dual space of an autoencoder, VAE or PCA, beside a
