@@ -6,8 +6,8 @@
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod harness;
 mod common;
+mod harness;
 
 /// Train GANs in the dual space of an autoencoder, VAE or PCA, beside a
 /// pixel-space DCGAN baseline, and measure both honestly.

@@ -164,10 +164,12 @@ impl Sampler {
                 let map_path = match (map_dir, &cfg.map) {
                     (Some(m), _) => m.to_path_buf(),
                     (None, Some(m)) => PathBuf::from(m),
-                    (None, None) => return Err(Error::Invalid(format!(
+                    (None, None) => {
+                        return Err(Error::Invalid(format!(
                         "{} is a latent GAN trained without a recorded map; give the map that wrote its codes (--map)",
                         gan_dir.display()
-                    ))),
+                    )))
+                    }
                 };
                 let map = load_mapping(&map_path, device)?;
                 let (mean, std) = code_stats(gan_dir, cfg)?;

@@ -75,7 +75,10 @@ mod tests {
         let mut again = StepBatcher::new(10, 3, 42).unwrap();
         assert_eq!(again.indices(4), b.indices(4));
         let mut other = StepBatcher::new(10, 3, 43).unwrap();
-        assert_ne!((0..3).flat_map(|s| other.indices(s)).collect::<Vec<_>>(), (0..3).flat_map(|s| b.indices(s)).collect::<Vec<_>>());
+        assert_ne!(
+            (0..3).flat_map(|s| other.indices(s)).collect::<Vec<_>>(),
+            (0..3).flat_map(|s| b.indices(s)).collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -27,10 +27,8 @@ pub struct CheckpointMeta {
 impl CheckpointMeta {
     /// Metadata for now.
     pub fn new(step: u64, train_seconds: f64, seed: u64) -> Self {
-        let saved_unix = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let saved_unix =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         Self {
             step,
             train_seconds,
@@ -127,7 +125,9 @@ pub fn load_varstore_from(vs: &VarStore, tensors: &BTreeMap<String, Tensor>, pat
     if let Some(name) = extra.first() {
         return Err(Error::Checkpoint {
             path: path.into(),
-            msg: format!("tensor '{name}' in the file is not part of the model; the file was written for another model kind"),
+            msg: format!(
+                "tensor '{name}' in the file is not part of the model; the file was written for another model kind"
+            ),
         });
     }
     let mut names: Vec<&String> = vars.keys().collect();
@@ -137,7 +137,11 @@ pub fn load_varstore_from(vs: &VarStore, tensors: &BTreeMap<String, Tensor>, pat
         if v.size() != t.size() {
             return Err(Error::Checkpoint {
                 path: path.into(),
-                msg: format!("tensor '{name}' has shape {:?} in the file but the model expects {:?}", t.size(), v.size()),
+                msg: format!(
+                    "tensor '{name}' has shape {:?} in the file but the model expects {:?}",
+                    t.size(),
+                    v.size()
+                ),
             });
         }
     }

@@ -39,8 +39,5 @@ pub fn shape_str(t: &tch::Tensor) -> String {
 /// Largest absolute difference between two tensors of one shape (f64), for
 /// tests and diagnostics.
 pub fn max_abs_diff(a: &tch::Tensor, b: &tch::Tensor) -> f64 {
-    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double))
-        .abs()
-        .max()
-        .double_value(&[])
+    (a.to_kind(tch::Kind::Double) - b.to_kind(tch::Kind::Double)).abs().max().double_value(&[])
 }

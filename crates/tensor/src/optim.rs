@@ -135,7 +135,9 @@ impl Adam {
     pub fn load_state(&mut self, state: &HashMap<String, Tensor>) -> Result<()> {
         let _guard = tch::no_grad_guard();
         let get = |k: &str| {
-            state.get(k).ok_or_else(|| Error::Invalid(format!("optimiser state has no tensor '{k}'; it belongs to another model")))
+            state.get(k).ok_or_else(|| {
+                Error::Invalid(format!("optimiser state has no tensor '{k}'; it belongs to another model"))
+            })
         };
         for (i, n) in self.names.iter().enumerate() {
             for (buf, prefix) in [(&mut self.m[i], "m"), (&mut self.v[i], "v")] {

@@ -90,7 +90,12 @@ pre{{background:#f4f4f4;padding:8px}}figure{{margin:1em 0}}</style></head><body>
                 s += "</table>\n";
             }
             Block::Image(p, c) => {
-                s += &format!("<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n", esc(p), esc(c), esc(c))
+                s += &format!(
+                    "<figure><img src=\"{}\" alt=\"{}\"><figcaption>{}</figcaption></figure>\n",
+                    esc(p),
+                    esc(c),
+                    esc(c)
+                )
             }
             Block::Code(t) => s += &format!("<pre>{}</pre>\n", esc(t)),
         }
@@ -154,7 +159,14 @@ pub fn plot_lines(path: &Path, title: &str, x_label: &str, y_label: &str, lines:
     {
         let root = BitMapBackend::new(&tmp, (900, 520)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let palette = [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(148, 103, 189), RGBColor(255, 127, 14), RGBColor(140, 86, 75)];
+        let palette = [
+            RGBColor(31, 119, 180),
+            RGBColor(214, 39, 40),
+            RGBColor(44, 160, 44),
+            RGBColor(148, 103, 189),
+            RGBColor(255, 127, 14),
+            RGBColor(140, 86, 75),
+        ];
         let mut builder = ChartBuilder::on(&root);
         builder.caption(title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(60);
         macro_rules! draw {
@@ -171,13 +183,20 @@ pub fn plot_lines(path: &Path, title: &str, x_label: &str, y_label: &str, lines:
                     let base = palette[l.colour % palette.len()];
                     let colour = if l.light { base.mix(0.35) } else { base.mix(1.0) };
                     let style = ShapeStyle { color: colour, filled: true, stroke_width: if l.light { 1 } else { 2 } };
-                    let pts: Vec<(f64, f64)> = l.points.iter().copied().filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0)).collect();
+                    let pts: Vec<(f64, f64)> = l
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|(x, y)| x.is_finite() && y.is_finite() && (!log_x || *x > 0.0))
+                        .collect();
                     chart
                         .draw_series(LineSeries::new(pts.clone(), style))
                         .map_err(|e| anyhow::anyhow!("{e}"))?
                         .label(l.label.clone())
                         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
-                    chart.draw_series(pts.iter().map(|&p| Circle::new(p, 3, style))).map_err(|e| anyhow::anyhow!("{e}"))?;
+                    chart
+                        .draw_series(pts.iter().map(|&p| Circle::new(p, 3, style)))
+                        .map_err(|e| anyhow::anyhow!("{e}"))?;
                 }
                 chart
                     .configure_series_labels()
@@ -217,12 +236,19 @@ pub fn metric_vs_time(path: &Path, metric: &str, points: &[EvalPoint]) -> Result
         pts.sort_by(|a, b| a.gan_seconds.total_cmp(&b.gan_seconds));
         let xy = |shift: bool| -> Vec<(f64, f64)> {
             pts.iter()
-                .filter_map(|p| p.metrics.get(metric).map(|v| (p.gan_seconds + if shift { p.map_seconds } else { 0.0 }, *v)))
+                .filter_map(|p| {
+                    p.metrics.get(metric).map(|v| (p.gan_seconds + if shift { p.map_seconds } else { 0.0 }, *v))
+                })
                 .collect()
         };
         lines.push(Line { label: format!("{pipe} seed {seed}"), colour, points: xy(false), light: false });
         if pts.first().is_some_and(|p| p.map_seconds > 0.0) {
-            lines.push(Line { label: format!("{pipe} seed {seed} incl. mapping"), colour, points: xy(true), light: true });
+            lines.push(Line {
+                label: format!("{pipe} seed {seed} incl. mapping"),
+                colour,
+                points: xy(true),
+                light: true,
+            });
         }
     }
     plot_lines(path, &format!("{metric} vs training time"), "training seconds (log)", metric, &lines, true)
@@ -243,9 +269,19 @@ mod tests {
             Block::Code("cmd".into()),
         ];
         let md = to_markdown(&blocks);
-        assert!(md.contains("# Title") && md.contains("| k | v |") && md.contains("| x | 1 |") && md.contains("![cap](p.png)"));
+        assert!(
+            md.contains("# Title")
+                && md.contains("| k | v |")
+                && md.contains("| x | 1 |")
+                && md.contains("![cap](p.png)")
+        );
         let html = to_html("T", &blocks);
-        assert!(html.contains("<h1>Title</h1>") && html.contains("a &lt; b") && html.contains("<td>1</td>") && html.contains("src=\"p.png\""));
+        assert!(
+            html.contains("<h1>Title</h1>")
+                && html.contains("a &lt; b")
+                && html.contains("<td>1</td>")
+                && html.contains("src=\"p.png\"")
+        );
     }
 
     #[test]
@@ -261,7 +297,12 @@ mod tests {
             eval_seconds: 0.1,
             metrics: [("fid_judge".to_string(), v)].into_iter().collect(),
         };
-        let pts = vec![mk("pixel", 1.0, 200.0, 0.0), mk("pixel", 10.0, 90.0, 0.0), mk("dual-ae", 1.0, 150.0, 20.0), mk("dual-ae", 5.0, 120.0, 20.0)];
+        let pts = vec![
+            mk("pixel", 1.0, 200.0, 0.0),
+            mk("pixel", 10.0, 90.0, 0.0),
+            mk("dual-ae", 1.0, 150.0, 20.0),
+            mk("dual-ae", 5.0, 120.0, 20.0),
+        ];
         metric_vs_time(&p, "fid_judge", &pts).unwrap();
         let img = image::open(&p).unwrap();
         assert_eq!((img.width(), img.height()), (900, 520));

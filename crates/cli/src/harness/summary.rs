@@ -140,7 +140,12 @@ pub fn summarise_seed(
         }
     }
     if let Some(t) = target_fid {
-        targets.push(Target { name: format!("fid_judge<={t}"), metric: "fid_judge".into(), value: t, lower_is_better: true });
+        targets.push(Target {
+            name: format!("fid_judge<={t}"),
+            metric: "fid_judge".into(),
+            value: t,
+            lower_is_better: true,
+        });
     }
     let mut s = SeedSummary { seed, figures, ..Default::default() };
     for name in &pipelines {
@@ -291,9 +296,13 @@ pub fn across(seeds: &[SeedSummary]) -> Across {
     let reaches = keys
         .into_iter()
         .map(|(target, pipeline)| {
-            let rows: Vec<&Reach> =
-                seeds.iter().flat_map(|s| &s.reaches).filter(|r| r.target == target && r.pipeline == pipeline).collect();
-            let col = |f: &dyn Fn(&Reach) -> Option<f64>| Spread::of(&rows.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
+            let rows: Vec<&Reach> = seeds
+                .iter()
+                .flat_map(|s| &s.reaches)
+                .filter(|r| r.target == target && r.pipeline == pipeline)
+                .collect();
+            let col =
+                |f: &dyn Fn(&Reach) -> Option<f64>| Spread::of(&rows.iter().filter_map(|r| f(r)).collect::<Vec<_>>());
             ReachAcross {
                 reached: rows.iter().filter(|r| r.gan_seconds.is_some()).count(),
                 seeds: seeds.len(),
@@ -391,7 +400,8 @@ mod tests {
         assert_eq!((s.mean, s.min, s.max, s.n), (2.0, 1.0, 3.0, 3));
         assert!((s.std - 1.0).abs() < 1e-12);
         assert!(Spread::of(&[]).is_none());
-        let mut a = summarise_seed(1, &[pt("pixel", 10.0, 40.0, 0.6), pt("dual-ae", 5.0, 30.0, 0.9)], None, BTreeMap::new());
+        let mut a =
+            summarise_seed(1, &[pt("pixel", 10.0, 40.0, 0.6), pt("dual-ae", 5.0, 30.0, 0.9)], None, BTreeMap::new());
         let mut p2 = vec![pt("pixel", 10.0, 40.0, 0.6), pt("dual-ae", 5.0, 90.0, 0.9)];
         for p in &mut p2 {
             p.seed = 2;
