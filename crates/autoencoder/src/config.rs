@@ -174,6 +174,27 @@ impl NetConfig {
         self.image.size >> self.widths.len()
     }
 
+    /// Estimated FLOPs of one encoder forward pass per image (convolutions
+    /// and the linear bottleneck, 2 per multiply-add).
+    pub fn encoder_flops(&self) -> f64 {
+        let mut flops = 0.0;
+        let mut side = self.image.size as f64;
+        let mut cin = self.image.channels as f64;
+        for &w in &self.widths {
+            side /= 2.0;
+            flops += 2.0 * cin * w as f64 * 16.0 * side * side;
+            cin = w as f64;
+        }
+        flops + 2.0 * cin * side * side * self.latent_dim as f64
+    }
+
+    /// Estimated FLOPs of one decoder forward pass per image (the mirror
+    /// image of [`NetConfig::encoder_flops`]).
+    pub fn decoder_flops(&self) -> f64 {
+        // A transposed convolution costs what the convolution it mirrors costs.
+        self.encoder_flops()
+    }
+
     /// Checks that the network can be built.
     pub fn validate(&self) -> Result<()> {
         let layers = self.widths.len();
@@ -448,6 +469,15 @@ mod tests {
         let back: MapSpec = serde_json::from_str(&text).unwrap();
         assert_eq!(back, spec);
         assert_eq!(back.describe(), "vae on 1x28x28 images, latent 32, widths [32, 64], batch norm, beta 0.5");
+    }
+
+    #[test]
+    fn flop_estimates_by_hand() {
+        // 1 -> 32 out 14x14, 32 -> 64 out 7x7, 64*49 -> 32.
+        let n = NetConfig::fashion_mnist();
+        let e = 2.0 * 32.0 * 16.0 * 196.0 + 2.0 * 32.0 * 64.0 * 16.0 * 49.0 + 2.0 * 64.0 * 49.0 * 32.0;
+        assert_eq!(n.encoder_flops(), e);
+        assert_eq!(n.decoder_flops(), e);
     }
 
     #[test]

@@ -45,6 +45,20 @@ impl LatentGanConfig {
         Self { data_dim, noise_dim: 16, g_hidden: vec![128, 128], d_hidden: vec![128, 128], d_norm: DNorm::None }
     }
 
+    /// Estimated FLOPs of one generator forward pass per sample: 2 per
+    /// multiply-add of its linear layers.
+    pub fn g_flops(&self) -> f64 {
+        let dims: Vec<i64> =
+            std::iter::once(self.noise_dim).chain(self.g_hidden.iter().copied()).chain([self.data_dim]).collect();
+        dims.windows(2).map(|w| 2.0 * (w[0] * w[1]) as f64).sum()
+    }
+
+    /// Estimated FLOPs of one discriminator forward pass per sample.
+    pub fn d_flops(&self) -> f64 {
+        let dims: Vec<i64> = std::iter::once(self.data_dim).chain(self.d_hidden.iter().copied()).chain([1]).collect();
+        dims.windows(2).map(|w| 2.0 * (w[0] * w[1]) as f64).sum()
+    }
+
     /// Checks ranges; the message names the field.
     pub fn validate(&self) -> Result<()> {
         if self.data_dim < 1 || self.noise_dim < 1 {
@@ -194,5 +208,17 @@ impl LatentRunConfig {
     /// A run configuration of [`KIND`].
     pub fn new(model: LatentGanConfig, train: TrainConfig, codes: String, map: Option<String>) -> Self {
         Self { kind: KIND.into(), model, train, codes, map }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flop_estimates_by_hand() {
+        let c = LatentGanConfig::new(32);
+        assert_eq!(c.g_flops(), 2.0 * (64.0 * 512.0 + 512.0 * 512.0 + 512.0 * 32.0));
+        assert_eq!(c.d_flops(), 2.0 * (32.0 * 512.0 + 512.0 * 512.0 + 512.0));
     }
 }

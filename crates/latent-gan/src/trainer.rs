@@ -177,6 +177,26 @@ impl TrainConfig {
     }
 }
 
+/// Estimated FLOPs of one training step (one generator update with its
+/// `n_critic` discriminator updates) for networks of `g_flops` and
+/// `d_flops` forward FLOPs per item. A backward pass counts twice its
+/// forward. Per critic update: G forward on fakes, D forward on reals and
+/// fakes and their backward, `b (F_G + 6 F_D)`; WGAN-GP's penalty adds a
+/// forward, an input gradient and its back-propagation, `7 b F_D`; R1 adds
+/// `6 b F_D`. The generator update is `3 b (F_G + F_D)`. Norms,
+/// activations and the optimiser are not counted.
+pub fn step_flops(cfg: &TrainConfig, g_flops: f64, d_flops: f64) -> f64 {
+    let b = cfg.batch_size as f64;
+    let mut critic = g_flops + 6.0 * d_flops;
+    if cfg.loss == Loss::WganGp {
+        critic += 7.0 * d_flops;
+    }
+    if cfg.r1_gamma > 0.0 {
+        critic += 6.0 * d_flops;
+    }
+    b * (cfg.n_critic as f64 * critic + 3.0 * (g_flops + d_flops))
+}
+
 /// The EMA decay used after `step` updates (warm-up, then `decay`).
 pub fn ema_decay_at(step: u64, decay: f64) -> f64 {
     decay.min((1.0 + step as f64) / (10.0 + step as f64))
@@ -829,6 +849,17 @@ mod tests {
         close(scalar(&pen), 25.0, "R1");
         let scores: Vec<f32> = Vec::try_from(&out).unwrap();
         assert_eq!(scores, vec![2.0, -0.0 + 3.0 * -1.0 + 4.0 - 1.0]);
+    }
+
+    #[test]
+    fn step_flops_by_hand() {
+        let mut c = TrainConfig::dcgan(0);
+        c.batch_size = 2;
+        // 2 * ((1 + 6 * 10) + 3 * (1 + 10)) = 188
+        assert_eq!(step_flops(&c, 1.0, 10.0), 188.0);
+        let w = TrainConfig { batch_size: 2, ..TrainConfig::wgan_gp(0) };
+        // 2 * (5 * (1 + 60 + 70) + 33) = 1376
+        assert_eq!(step_flops(&w, 1.0, 10.0), 1376.0);
     }
 
     #[test]

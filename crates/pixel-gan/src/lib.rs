@@ -93,6 +93,39 @@ impl DcganConfig {
         )))
     }
 
+    /// Estimated FLOPs of one generator forward pass per image: 2 per
+    /// multiply-add of its transposed convolutions (norms and activations
+    /// ignored). 0 for an invalid config.
+    pub fn g_flops(&self) -> f64 {
+        let Ok((base, k)) = self.levels() else { return 0.0 };
+        let widths: Vec<f64> = (0..k).map(|i| (self.g_width << (k - 1 - i)) as f64).collect();
+        // noise (1x1) -> base x base, then each level doubles the side.
+        let mut flops = 2.0 * self.noise_dim as f64 * widths[0] * (base * base) as f64;
+        let mut side = base as f64;
+        let outs: Vec<f64> = widths[1..].iter().copied().chain([self.channels as f64]).collect();
+        for (cin, cout) in widths.iter().zip(outs) {
+            flops += 2.0 * cin * cout * 16.0 * side * side;
+            side *= 2.0;
+        }
+        flops
+    }
+
+    /// Estimated FLOPs of one discriminator forward pass per image (as
+    /// [`DcganConfig::g_flops`]).
+    pub fn d_flops(&self) -> f64 {
+        let Ok((base, k)) = self.levels() else { return 0.0 };
+        let mut flops = 0.0;
+        let mut side = self.size as f64;
+        let mut cin = self.channels as f64;
+        for i in 0..k {
+            let w = (self.d_width << i) as f64;
+            side /= 2.0;
+            flops += 2.0 * cin * w * 16.0 * side * side;
+            cin = w;
+        }
+        flops + 2.0 * cin * (base * base) as f64
+    }
+
     /// Checks ranges; the message names the field.
     pub fn validate(&self) -> Result<()> {
         if !(self.channels == 1 || self.channels == 3) {
@@ -328,6 +361,18 @@ mod tests {
                 assert_eq!(got, n);
             }
         }
+    }
+
+    #[test]
+    fn flop_estimates_by_hand() {
+        // G: 100 -> 256 at 7x7 (2*100*256*49), 256 -> 128 at 7x7 in (2*256*128*16*49),
+        //    128 -> 1 at 14x14 in (2*128*1*16*196).
+        let c = DcganConfig::fashion_mnist();
+        let g = 2.0 * 100.0 * 256.0 * 49.0 + 2.0 * 256.0 * 128.0 * 16.0 * 49.0 + 2.0 * 128.0 * 16.0 * 196.0;
+        assert_eq!(c.g_flops(), g);
+        // D: 1 -> 64 out 14x14, 64 -> 128 out 7x7, 128 -> 1 by a 7x7 kernel.
+        let d = 2.0 * 64.0 * 16.0 * 196.0 + 2.0 * 64.0 * 128.0 * 16.0 * 49.0 + 2.0 * 128.0 * 49.0;
+        assert_eq!(c.d_flops(), d);
     }
 
     #[test]

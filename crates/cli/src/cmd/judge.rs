@@ -139,7 +139,7 @@ pub fn run(cmd: JudgeCmd) -> Result<()> {
 
 /// The data set with every class in its training split, and the held-out
 /// class indices named by `--holdout` (validated against the class names).
-fn load_all_classes(data: &DatasetArgs, seed: u64) -> Result<(dualspace_data::Dataset, Vec<i64>)> {
+pub(crate) fn load_all_classes(data: &DatasetArgs, seed: u64) -> Result<(dualspace_data::Dataset, Vec<i64>)> {
     let mut all = data.clone();
     all.holdout = String::new();
     let ds = all.load(seed)?;
@@ -151,7 +151,7 @@ fn load_all_classes(data: &DatasetArgs, seed: u64) -> Result<(dualspace_data::Da
     Ok((ds, holdout))
 }
 
-fn judge_card(ds: &dualspace_data::Dataset, o: &JudgeTrainOpts, seed: u64) -> Result<JudgeCard> {
+pub(crate) fn judge_card(ds: &dualspace_data::Dataset, o: &JudgeTrainOpts, seed: u64) -> Result<JudgeCard> {
     if o.judge_epochs == 0 || o.judge_batch_size == 0 {
         bail!("--judge-epochs and --judge-batch-size must be at least 1");
     }
@@ -178,7 +178,7 @@ fn judge_card(ds: &dualspace_data::Dataset, o: &JudgeTrainOpts, seed: u64) -> Re
 
 /// Loads the cached judge for the data set, or trains and caches it
 /// (`retrain` trains anew and overwrites the cache).
-fn cached_judge(
+pub(crate) fn cached_judge(
     ds: &dualspace_data::Dataset,
     o: &JudgeTrainOpts,
     seed: u64,
