@@ -1,1 +1,240 @@
-//! Integration tests: gan (filled in with the gan work).
+//! Integration tests: `dualspace train-pixel-gan`, `train-latent-gan` and
+//! `sample` on a tiny generated image folder: run folders, resume through
+//! the CLI (same final weights as an uninterrupted run), samples decoded
+//! through a map, and one-line errors on bad input.
+use crate::support::{run_err, run_ok, write_image_folder};
+use dualspace_tensor::checkpoint::read_tensors;
+use std::path::Path;
+
+/// A 3-class RGB folder of 16x16 images.
+fn folder(dir: &Path) -> String {
+    let root = dir.join("shapes");
+    write_image_folder(&root, &["red", "green", "blue"], 12, 16);
+    root.display().to_string()
+}
+
+fn pixel_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
+        "train-pixel-gan",
+        "--dataset",
+        data,
+        "--data-cache",
+        "none",
+        "--out",
+        out,
+        "--batch-size",
+        "8",
+        "--g-width",
+        "16",
+        "--d-width",
+        "16",
+        "--noise-dim",
+        "16",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--log-every",
+        "1",
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+fn same_tensors(a: &Path, b: &Path) {
+    let (x, y) = (read_tensors(a).unwrap(), read_tensors(b).unwrap());
+    assert_eq!(x.keys().collect::<Vec<_>>(), y.keys().collect::<Vec<_>>());
+    for (k, t) in &x {
+        assert!(t.equal(&y[k]), "{k} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+#[test]
+fn pixel_gan_writes_its_run_folder_and_resumes_to_the_same_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path());
+    let whole = dir.path().join("whole").display().to_string();
+    let out = run_ok(&pixel_args(&data, &whole, &["--steps", "8", "--sample-every", "4", "--checkpoint-every", "4"]));
+    assert!(out.contains("pixel-gan: 8 steps") && out.contains("ms/step"), "{out}");
+    let w = Path::new(&whole);
+    for f in
+        ["checkpoint/meta.json", "checkpoint/generator_ema.safetensors", "checkpoint/optim_d.safetensors", "log.jsonl"]
+    {
+        assert!(w.join(f).exists(), "{f} missing");
+    }
+    assert!(w.join("samples/step_0000004.png").exists() && w.join("samples/step_0000008.png").exists());
+    let steps: Vec<u64> = std::fs::read_to_string(w.join("log.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, (1..=8).collect::<Vec<_>>());
+
+    // Stopped at 5, resumed to 8: the same weights as the run that never stopped.
+    let split = dir.path().join("split").display().to_string();
+    run_ok(&pixel_args(&data, &split, &["--steps", "5", "--checkpoint-every", "0"]));
+    let e = run_err(&pixel_args(&data, &split, &["--steps", "8"]));
+    assert!(e.contains("already holds a GAN run") && e.contains("--resume"), "{e}");
+    let out = run_ok(&pixel_args(&data, &split, &["--steps", "8", "--resume"]));
+    assert!(out.contains("pixel-gan: 8 steps"), "{out}");
+    for net in ["generator", "discriminator", "generator_ema", "optim_g", "optim_d"] {
+        same_tensors(
+            &w.join(format!("checkpoint/{net}.safetensors")),
+            &Path::new(&split).join(format!("checkpoint/{net}.safetensors")),
+        );
+    }
+
+    // Sampling: a grid, the tensor for `eval`, single images, an interpolation.
+    let s = dir.path().join("samples");
+    let s_str = s.display().to_string();
+    let out = run_ok(&[
+        "sample",
+        "--gan",
+        &whole,
+        "--n",
+        "10",
+        "--out",
+        &s_str,
+        "--each",
+        "--interpolate",
+        "2x5",
+        "--device",
+        "cpu",
+    ]);
+    assert!(out.contains("sampled 10 images of 3x16x16") && out.contains("(step 8)"), "{out}");
+    let t = read_tensors(s.join("samples.safetensors")).unwrap();
+    assert_eq!(t["images"].size(), vec![10, 3, 16, 16]);
+    assert!(t["images"].abs().max().double_value(&[]) <= 1.0);
+    assert!(s.join("grid.png").exists() && s.join("images/9.png").exists());
+    let (iw, ih) = image::image_dimensions(s.join("interp.png")).unwrap();
+    assert_eq!((iw, ih), (5 * 18 + 2, 2 * 18 + 2));
+    // The same seed gives the same samples.
+    let s2 = dir.path().join("again").display().to_string();
+    run_ok(&["sample", "--gan", &whole, "--n", "10", "--out", &s2, "--device", "cpu"]);
+    same_tensors(&s.join("samples.safetensors"), &Path::new(&s2).join("samples.safetensors"));
+}
+
+#[test]
+fn latent_gan_trains_on_codes_and_samples_through_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path());
+    let map = dir.path().join("pca").display().to_string();
+    run_ok(&[
+        "train-map",
+        "--kind",
+        "pca",
+        "--latent-dim",
+        "6",
+        "--dataset",
+        &data,
+        "--data-cache",
+        "none",
+        "--out",
+        &map,
+    ]);
+    let codes = dir.path().join("codes.safetensors").display().to_string();
+    run_ok(&["encode", "--map", &map, "--dataset", &data, "--data-cache", "none", "--out", &codes]);
+    let lgan = dir.path().join("lgan").display().to_string();
+    let out = run_ok(&[
+        "train-latent-gan",
+        "--codes",
+        &codes,
+        "--map",
+        &map,
+        "--out",
+        &lgan,
+        "--steps",
+        "6",
+        "--batch-size",
+        "8",
+        "--g-hidden",
+        "32",
+        "--d-hidden",
+        "32,32",
+        "--loss",
+        "wgan-gp",
+        "--sample-every",
+        "3",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+    ]);
+    assert!(out.contains("latent-gan: 6 steps"), "{out}");
+    let l = Path::new(&lgan);
+    assert!(l.join("code_stats.safetensors").exists() && l.join("samples/step_0000006.png").exists());
+    let cfg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(l.join("checkpoint/config.json")).unwrap()).unwrap();
+    assert_eq!((cfg["kind"].as_str(), cfg["train"]["loss"].as_str()), (Some("latent-gan"), Some("wgan-gp")));
+    assert_eq!(cfg["train"]["n_critic"], 5, "wgan-gp brings its five critic steps");
+    // `sample` finds the map recorded in the run and decodes to images.
+    let s = dir.path().join("s");
+    run_ok(&["sample", "--gan", &lgan, "--n", "7", "--out", s.to_str().unwrap(), "--device", "cpu"]);
+    let t = read_tensors(s.join("samples.safetensors")).unwrap();
+    assert_eq!(t["images"].size(), vec![7, 3, 16, 16]);
+}
+
+#[test]
+fn gan_commands_refuse_bad_input_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path());
+    let d = |p: &str| dir.path().join(p).display().to_string();
+    let e = run_err(&["train-latent-gan", "--codes", &d("missing.safetensors"), "--out", &d("x"), "--steps", "2"]);
+    assert!(e.contains("missing.safetensors") && e.contains("file not found"), "{e}");
+    let e = run_err(&pixel_args(&data, &d("y"), &[]));
+    assert!(e.contains("--steps or --budget-s"), "{e}");
+    let e = run_err(&pixel_args(&data, &d("y"), &["--steps", "2", "--resume"]));
+    assert!(e.contains("holds no checkpoint to resume from"), "{e}");
+    let e = run_err(&pixel_args(&data, &d("y"), &["--budget-s=-3"]));
+    assert!(e.contains("--budget-s must be a positive number"), "{e}");
+    let e = run_err(&pixel_args(&data, &d("y"), &["--steps", "2", "--size", "30"]));
+    assert!(e.contains("4 or 7 times a power of two") && e.contains("got 30"), "{e}");
+    // Codes whose length does not fit the map.
+    let map = d("pca");
+    run_ok(&[
+        "train-map",
+        "--kind",
+        "pca",
+        "--latent-dim",
+        "6",
+        "--dataset",
+        &data,
+        "--data-cache",
+        "none",
+        "--out",
+        &map,
+    ]);
+    let map4 = d("pca4");
+    run_ok(&[
+        "train-map",
+        "--kind",
+        "pca",
+        "--latent-dim",
+        "4",
+        "--dataset",
+        &data,
+        "--data-cache",
+        "none",
+        "--out",
+        &map4,
+    ]);
+    let codes = d("codes.safetensors");
+    run_ok(&["encode", "--map", &map, "--dataset", &data, "--data-cache", "none", "--out", &codes]);
+    let e = run_err(&["train-latent-gan", "--codes", &codes, "--map", &map4, "--out", &d("z"), "--steps", "2"]);
+    assert!(e.contains("length 4") && e.contains("length 6"), "{e}");
+    let e = run_err(&["train-latent-gan", "--codes", &codes, "--out", &d("z"), "--steps", "2", "--g-hidden", "a,b"]);
+    assert!(e.contains("--g-hidden 'a,b'"), "{e}");
+    // Sampling from something that is not a GAN run, or a pixel GAN with a map.
+    let e = run_err(&["sample", "--gan", &map, "--out", &d("s")]);
+    assert!(e.contains("not a GAN run"), "{e}");
+    let e = run_err(&["sample", "--gan", &d("nowhere"), "--out", &d("s")]);
+    assert!(e.contains("no GAN checkpoint"), "{e}");
+    let pgan = d("pgan");
+    run_ok(&pixel_args(&data, &pgan, &["--steps", "1"]));
+    let e = run_err(&["sample", "--gan", &pgan, "--map", &map, "--out", &d("s")]);
+    assert!(e.contains("is a pixel GAN"), "{e}");
+    let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--interpolate", "3"]);
+    assert!(e.contains("ROWSxCOLS"), "{e}");
+    let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--device", "tpu"]);
+    assert!(e.contains("unknown device 'tpu'"), "{e}");
+}

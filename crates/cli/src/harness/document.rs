@@ -46,6 +46,10 @@ pub struct RunRecord {
     pub wall_seconds: f64,
     /// The duration announced at the start.
     pub expected_seconds: f64,
+    /// Seconds the judge took in this run (0 when it came from the cache).
+    pub judge_wall_seconds: f64,
+    /// Wall-clock seconds of each finished seed (training and evaluation).
+    pub seed_wall_seconds: Vec<f64>,
     /// Data set name.
     pub dataset: String,
     /// Image shape, `CxHxW`.
@@ -270,11 +274,14 @@ pub fn report_blocks(rec: &RunRecord, out: &Path) -> Vec<Block> {
         }
         _ => format!("In progress: {} of {} seed(s) finished.", rec.per_seed.len(), rec.seeds.len()),
     };
+    let per_seed: Vec<String> = rec.seed_wall_seconds.iter().map(|s| format!("{:.1}", s / 60.0)).collect();
     b.push(Block::Para(format!(
-        "{status} Started {} UTC; {:.1} min of wall-clock time (announced: about {:.0} min).",
+        "{status} Started {} UTC; {:.1} min of wall-clock time (announced: about {:.0} min): judge {:.1} min, seeds [{}] min.",
         rec.started_utc,
         rec.wall_seconds / 60.0,
-        (rec.expected_seconds / 60.0).ceil()
+        (rec.expected_seconds / 60.0).ceil(),
+        rec.judge_wall_seconds / 60.0,
+        per_seed.join(", ")
     )));
     b.push(Block::Heading(2, "Verdict".into()));
     for v in verdict_text(rec) {
