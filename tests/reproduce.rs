@@ -136,6 +136,14 @@ fn quick_reproduce_writes_every_section_and_finite_numbers() {
     }
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("<h2>Time to quality</h2>") && html.contains("<table>"));
+    // The report can be rebuilt from the measurements alone, to the same numbers.
+    std::fs::remove_file(out.join("report.md")).unwrap();
+    let o = dualspace().args(["reproduce", "--rebuild-report", out.to_str().unwrap()]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(said.contains(&format!("from {} evaluation points", evals.len())), "{said}");
+    assert!(json(&out.join("summary.json"))["across"] == summary["across"], "the rebuilt summary differs");
+    assert!(std::fs::read_to_string(out.join("report.md")).unwrap().contains("## Time to quality"));
     // A second run into the same folder is refused: nothing is overwritten.
     let e = run_err(&args);
     assert!(e.contains("already exists"), "{e}");

@@ -91,7 +91,13 @@ impl dualspace_tensor::run::Monitor for BarMonitor {
         self.bar.set_message(status.to_string());
     }
     fn message(&mut self, msg: &str) {
-        self.bar.println(msg);
+        // A hidden bar (stderr is not a terminal: a log file, CI) drops
+        // println; the message still belongs in the log.
+        if self.bar.is_hidden() {
+            eprintln!("{msg}");
+        } else {
+            self.bar.println(msg);
+        }
     }
     fn should_stop(&self) -> bool {
         interrupted()
@@ -101,4 +107,20 @@ impl dualspace_tensor::run::Monitor for BarMonitor {
 /// Splits a comma-separated list, dropping empty items.
 pub fn split_list(s: &str) -> Vec<String> {
     s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect()
+}
+
+/// Parses a flag's comma-separated list of layer widths (at least one, all
+/// positive); the error names the flag, the bad item and an example.
+pub fn parse_widths(s: &str, flag: &str) -> Result<Vec<i64>> {
+    let items = split_list(s);
+    if items.is_empty() {
+        anyhow::bail!("{flag} '{s}': give at least one width, e.g. 32,64");
+    }
+    items
+        .iter()
+        .map(|w| match w.parse::<i64>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => anyhow::bail!("{flag} '{s}': '{w}' is not a positive whole number; write e.g. 32,64"),
+        })
+        .collect()
 }

@@ -3,7 +3,7 @@
 //! Both training commands share [`GanTrainArgs`] and the trainer of
 //! `dualspace-latent-gan`; they differ only in the networks and the data.
 use crate::cmd::data::DatasetArgs;
-use crate::common::{split_list, BarMonitor, DeviceArgs};
+use crate::common::{parse_widths, BarMonitor, DeviceArgs};
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 use dualspace_autoencoder::{load_mapping, read_codes, Mapping};
@@ -258,18 +258,6 @@ pub struct SampleArgs {
     pub device: DeviceArgs,
 }
 
-fn widths(s: &str, flag: &str) -> Result<Vec<i64>> {
-    let v: Vec<i64> = split_list(s)
-        .iter()
-        .map(|w| w.parse::<i64>().ok().filter(|&w| w > 0))
-        .collect::<Option<_>>()
-        .with_context(|| format!("{flag} '{s}': give positive widths separated by commas, e.g. 512,512"))?;
-    if v.is_empty() {
-        bail!("{flag}: give at least one width");
-    }
-    Ok(v)
-}
-
 fn grid_saver(out: &Path) -> impl FnMut(u64, &Tensor) -> Result<()> {
     let dir = out.join("samples");
     move |step, images| {
@@ -335,8 +323,8 @@ pub fn train_latent(a: TrainLatentArgs) -> Result<()> {
             let model = LatentGanConfig {
                 data_dim: codes.latent_dim(),
                 noise_dim: a.noise_dim,
-                g_hidden: widths(&a.g_hidden, "--g-hidden")?,
-                d_hidden: widths(&a.d_hidden, "--d-hidden")?,
+                g_hidden: parse_widths(&a.g_hidden, "--g-hidden")?,
+                d_hidden: parse_widths(&a.d_hidden, "--d-hidden")?,
                 d_norm: match a.d_norm {
                     DNormArg::None => DNorm::None,
                     DNormArg::Layer => DNorm::Layer,

@@ -197,16 +197,6 @@ struct RunSummary<'a> {
     test_heldout: Option<Recon>,
 }
 
-fn parse_widths(s: &str) -> Result<Vec<i64>> {
-    crate::common::split_list(s)
-        .iter()
-        .map(|w| match w.parse::<i64>() {
-            Ok(v) if v > 0 => Ok(v),
-            _ => bail!("--widths '{s}': '{w}' is not a positive whole number; write e.g. 32,64"),
-        })
-        .collect()
-}
-
 /// The map the flags describe for images of `image`.
 fn spec_from_flags(a: &TrainMapArgs, image: ImageShape) -> Result<MapSpec> {
     let kind = a.kind.unwrap_or(KindArg::Ae);
@@ -218,7 +208,7 @@ fn spec_from_flags(a: &TrainMapArgs, image: ImageShape) -> Result<MapSpec> {
         net.latent_dim = d;
     }
     if let Some(w) = &a.widths {
-        net.widths = parse_widths(w)?;
+        net.widths = crate::common::parse_widths(w, "--widths")?;
     }
     if let Some(n) = a.norm {
         net.norm = match n {

@@ -138,6 +138,10 @@ pub struct ReproduceArgs {
     /// Run folder [default: runs/reproduce-<data set>-<UTC time>]; must not exist yet.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Train nothing: recompute the summary, plots and report of an existing run folder
+    /// from its evals.jsonl and summary.json (after a change to how they are derived).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with = "out")]
+    pub rebuild_report: Option<PathBuf>,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -238,17 +242,7 @@ impl ReproduceArgs {
 
     /// The latent GAN's networks for codes of length `dim`.
     fn latent_model(&self, dim: i64) -> Result<LatentGanConfig> {
-        let hidden: Vec<i64> = crate::common::split_list(&self.latent_hidden)
-            .iter()
-            .map(|x| x.parse::<i64>().ok().filter(|&v| v > 0))
-            .collect::<Option<Vec<i64>>>()
-            .filter(|v| !v.is_empty())
-            .with_context(|| {
-                format!(
-                    "--latent-hidden '{}': give positive widths separated by commas, e.g. 256,256",
-                    self.latent_hidden
-                )
-            })?;
+        let hidden = crate::common::parse_widths(&self.latent_hidden, "--latent-hidden")?;
         let m = LatentGanConfig { g_hidden: hidden.clone(), d_hidden: hidden, ..LatentGanConfig::new(dim) };
         m.validate()?;
         Ok(m)
@@ -288,14 +282,7 @@ fn harness_net(image: ImageShape) -> Result<NetConfig> {
 fn map_spec(kind: MapKind, image: ImageShape, latent: Option<i64>, widths: Option<&str>) -> Result<MapSpec> {
     let mut net = harness_net(image)?;
     if let Some(w) = widths {
-        net.widths = crate::common::split_list(w)
-            .iter()
-            .map(|x| x.parse::<i64>().ok().filter(|&v| v > 0))
-            .collect::<Option<Vec<i64>>>()
-            .filter(|v| !v.is_empty())
-            .with_context(|| {
-                format!("--map-widths '{w}': give positive channel counts separated by commas, e.g. 32,64")
-            })?;
+        net.widths = crate::common::parse_widths(w, "--map-widths")?;
     }
     if let Some(d) = latent {
         if d < 1 {
@@ -350,8 +337,38 @@ fn expected_seconds(b: &Budgets, seeds: u64, maps: usize, eval_n: i64, image: Im
     (judge_s + 10.0 + seeds as f64 * per_seed, evals)
 }
 
+/// Recomputes the summary and report of run folder `dir` from its measured
+/// evaluation points and figures; nothing is trained or evaluated again.
+fn rebuild_report(dir: &Path) -> Result<()> {
+    let path = dir.join("summary.json");
+    let mut rec: RunRecord = dualspace_tensor::checkpoint::read_json(&path)
+        .with_context(|| format!("{} is not a reproduce run folder", dir.display()))?;
+    let evals = dir.join("evals.jsonl");
+    let text = std::fs::read_to_string(&evals).with_context(|| format!("reading {}", evals.display()))?;
+    let points: Vec<EvalPoint> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| serde_json::from_str(l).with_context(|| format!("{} line {}", evals.display(), i + 1)))
+        .collect::<Result<_>>()?;
+    rec.per_seed =
+        rec.per_seed.iter().map(|s| summarise_seed(s.seed, &points, rec.target_fid, s.figures.clone())).collect();
+    rec.across = across(&rec.per_seed);
+    document::write_all(dir, &rec, &points)?;
+    println!("{}", document::verdict_text(&rec).join("\n"));
+    println!(
+        "rebuilt {} and {} from {} evaluation points",
+        dir.join("report.md").display(),
+        path.display(),
+        points.len()
+    );
+    Ok(())
+}
+
 /// Runs the reproduction.
 pub fn run(a: ReproduceArgs) -> Result<()> {
+    if let Some(dir) = &a.rebuild_report {
+        return rebuild_report(dir);
+    }
     let started = Instant::now();
     let unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let device = a.device.setup()?;
