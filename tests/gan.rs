@@ -167,6 +167,14 @@ fn latent_gan_trains_on_codes_and_samples_through_the_map() {
         serde_json::from_str(&std::fs::read_to_string(l.join("checkpoint/config.json")).unwrap()).unwrap();
     assert_eq!((cfg["kind"].as_str(), cfg["train"]["loss"].as_str()), (Some("latent-gan"), Some("wgan-gp")));
     assert_eq!(cfg["train"]["n_critic"], 5, "wgan-gp brings its five critic steps");
+    // Resuming on other codes of the same length is refused; on its own codes it continues.
+    let other = dir.path().join("codes-other.safetensors").display().to_string();
+    run_ok(&["encode", "--map", &map, "--dataset", &data, "--holdout", "red", "--data-cache", "none", "--out", &other]);
+    let resume = ["train-latent-gan", "--codes", &other, "--out", &lgan, "--steps", "8", "--resume", "--device", "cpu"];
+    let e = run_err(&resume);
+    assert!(e.contains("is not the codes file") && e.contains("codes.safetensors"), "{e}");
+    let out = run_ok(&[&resume[..2], &[codes.as_str()], &resume[3..]].concat());
+    assert!(out.contains("latent-gan: 8 steps"), "{out}");
     // `sample` finds the map recorded in the run and decodes to images.
     let s = dir.path().join("s");
     run_ok(&["sample", "--gan", &lgan, "--n", "7", "--out", s.to_str().unwrap(), "--device", "cpu"]);

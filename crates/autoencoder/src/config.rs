@@ -214,6 +214,9 @@ impl NetConfig {
         if self.latent_dim < 1 {
             return Err(Error::Invalid(format!("latent dimension {} must be at least 1", self.latent_dim)));
         }
+        if let Some(w) = self.widths.iter().chain([&self.latent_dim]).find(|&&w| w > MAX_WIDTH) {
+            return Err(Error::Invalid(format!("width or latent dimension {w} is over the {MAX_WIDTH} limit")));
+        }
         if self.norm == Norm::Group {
             if let Some(w) = self.widths.iter().find(|&&w| self.groups < 1 || w % self.groups != 0) {
                 return Err(Error::Invalid(format!(
@@ -225,6 +228,10 @@ impl NetConfig {
         Ok(())
     }
 }
+
+/// Largest channel count or code length accepted (a guard against typos
+/// that would ask libtorch for terabytes).
+pub const MAX_WIDTH: i64 = 1 << 16;
 
 /// A VAE: the network of [`NetConfig`] with mean and log-variance heads.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -485,6 +492,8 @@ mod tests {
         let mut n = NetConfig::fashion_mnist();
         n.widths = vec![8, 8, 8];
         assert!(n.validate().unwrap_err().to_string().contains("not divisible by 2^3"));
+        let huge = NetConfig { latent_dim: 1 << 40, ..NetConfig::fashion_mnist() };
+        assert!(huge.validate().unwrap_err().to_string().contains("over the 65536 limit"));
         let p = MapSpec::Pca(PcaConfig::new(ImageShape::new(1, 4), 17));
         assert!(p.validate().unwrap_err().to_string().contains("between 1 and 16"));
         let t = TrainConfig { steps: None, budget_s: None, ..TrainConfig::default() };

@@ -38,14 +38,10 @@ pub use net::{kl_divergence, ConvAe, Vae};
 pub use pca::Pca;
 pub use train::{split_by_classes, train_map, TrainSummary};
 
-/// Serialises seeding libtorch's global generator and drawing from it, so
-/// that threads of one process (parallel tests, a harness training several
-/// maps) cannot interleave their draws. Returns a guard: draw while holding it.
+/// Seeds libtorch's global generator under the process-wide generator lock
+/// (see `dualspace_tensor::seed::generator_lock`); draw while holding the guard.
 pub(crate) fn seed_guard(seed: u64) -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let g = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    dualspace_tensor::seed::seed_all(seed);
-    g
+    dualspace_tensor::seed::seed_guard(seed)
 }
 
 /// Standard normal noise drawn on the Rust side from stream `stream` of

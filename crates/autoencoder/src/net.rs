@@ -374,6 +374,7 @@ mod tests {
             assert_eq!(y.size(), vec![5, 1, 8, 8]);
             assert!(y.abs().max().double_value(&[]) <= 1.0);
         }
+        let _g = crate::seed_guard(0);
         let ae = ConvAe::new(tiny(Norm::Batch), Device::Cpu).unwrap();
         let mut names: Vec<String> = ae.vs.variables().into_keys().collect();
         names.sort();

@@ -83,6 +83,11 @@ impl Pca {
         if n < 2 {
             return Err(Error::Invalid(format!("PCA needs at least 2 images, got {n}")));
         }
+        if k > n {
+            return Err(Error::Invalid(format!(
+                "PCA with {k} components needs at least {k} training images, got {n}; lower --latent-dim"
+            )));
+        }
         let opts = (Kind::Double, device);
         let mut sum = Tensor::zeros([d], opts);
         for_chunks(images, &cfg, device, None, |x, _| {
@@ -326,6 +331,17 @@ mod tests {
         let w = Pca::fit(PcaConfig { whiten: true, ..cfg(2) }, &x, Device::Cpu).unwrap();
         let var = w.encode(&x).unwrap().to_kind(Kind::Double).square().mean_dim(0, false, Kind::Double);
         assert!(max_abs_diff(&var, &Tensor::ones([2], (Kind::Double, Device::Cpu))) < 1e-4, "{var:?}");
+    }
+
+    #[test]
+    fn more_components_than_images_is_an_error() {
+        let x = data();
+        let n = x.size()[0];
+        let few = x.narrow(0, 0, 2);
+        let Err(e) = Pca::fit_seeded(PcaConfig { exact_max_dim: 1, ..cfg(3) }, &few, 5, Device::Cpu) else {
+            panic!("3 components fitted on 2 of {n} images");
+        };
+        assert!(e.to_string().contains("needs at least 3 training images, got 2"), "{e}");
     }
 
     #[test]

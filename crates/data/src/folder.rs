@@ -94,9 +94,7 @@ pub fn decode_all(index: &FolderIndex, size: Option<usize>, channels: usize) -> 
         Some(s) => s,
         None => first_dims.0.min(first_dims.1) as usize,
     };
-    if side as u32 > pixels::MAX_IMAGE_SIDE {
-        return Err(Error::Invalid(format!("size {side} is over the {} limit", pixels::MAX_IMAGE_SIDE)));
-    }
+    pixels::check_decoded_size(index.files.len(), channels, side)?;
     let per = channels * side * side;
     let mut out = vec![0u8; index.files.len() * per];
     out.par_chunks_mut(per).zip(index.files.par_iter()).try_for_each(|(buf, (path, _))| {
@@ -226,19 +224,22 @@ pub(crate) mod tests {
 
     #[test]
     fn oversized_images_are_refused_before_decoding() {
-        // A PNG header declaring 100000x100000 pixels: a decompression bomb.
+        // PNG headers declaring 100000x100000 pixels (a decompression bomb)
+        // and 20000x1 (small in bytes, over our side limit only).
         let dir = tempfile::tempdir().unwrap();
-        let mut png = Vec::new();
-        image::GrayImage::new(1, 1).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
-        // Patch width and height in the IHDR chunk and fix its CRC.
-        png[16..20].copy_from_slice(&100_000u32.to_be_bytes());
-        png[20..24].copy_from_slice(&100_000u32.to_be_bytes());
-        let crc = crc32(&png[12..29]);
-        png[29..33].copy_from_slice(&crc.to_be_bytes());
-        let p = dir.path().join("bomb.png");
-        std::fs::write(&p, &png).unwrap();
-        let e = pixels::decode(&p, &png).unwrap_err().to_string();
-        assert!(e.contains("bomb.png") && e.contains("cannot decode image"), "{e}");
+        for (w, h) in [(100_000u32, 100_000u32), (pixels::MAX_IMAGE_SIDE + 1, 1)] {
+            let mut png = Vec::new();
+            image::GrayImage::new(1, 1).write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png).unwrap();
+            // Patch width and height in the IHDR chunk and fix its CRC.
+            png[16..20].copy_from_slice(&w.to_be_bytes());
+            png[20..24].copy_from_slice(&h.to_be_bytes());
+            let crc = crc32(&png[12..29]);
+            png[29..33].copy_from_slice(&crc.to_be_bytes());
+            let p = dir.path().join("bomb.png");
+            std::fs::write(&p, &png).unwrap();
+            let e = pixels::decode(&p, &png).unwrap_err().to_string();
+            assert!(e.contains("bomb.png") && e.contains("cannot decode image"), "{w}x{h}: {e}");
+        }
     }
 
     fn crc32(data: &[u8]) -> u32 {

@@ -630,9 +630,7 @@ impl Plan {
         let mut side_out = 0;
         for (name, n, side, px, labels) in parts {
             let to = self.size.unwrap_or(side);
-            if to as u32 > pixels::MAX_IMAGE_SIDE {
-                return Err(Error::Invalid(format!("size {to} is over the {} limit", pixels::MAX_IMAGE_SIDE)));
-            }
+            pixels::check_decoded_size(n, self.channels, to)?;
             let px = pixels::resize_all_owned(px, native_c, side, to);
             let px = pixels::convert_channels(px, native_c, self.channels, to * to);
             let images = Tensor::from_slice(&px).view([n as i64, self.channels as i64, to as i64, to as i64]);

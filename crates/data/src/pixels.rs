@@ -10,6 +10,27 @@ pub const MAX_IMAGE_SIDE: u32 = 16_384;
 /// Most memory one image decoder may allocate (decompression-bomb guard).
 pub const MAX_IMAGE_ALLOC: u64 = 256 << 20;
 
+/// Most memory a decoded data set may take as u8 pixels (8 GiB): a larger
+/// `--size` is refused with a message instead of an allocation failure.
+pub const MAX_DATASET_BYTES: usize = 8 << 30;
+
+/// Checks `images` images of `channels` x `side` x `side` against
+/// [`MAX_IMAGE_SIDE`] and [`MAX_DATASET_BYTES`].
+pub fn check_decoded_size(images: usize, channels: usize, side: usize) -> crate::Result<()> {
+    if side > MAX_IMAGE_SIDE as usize {
+        return Err(crate::Error::Invalid(format!("size {side} is over the {MAX_IMAGE_SIDE} limit")));
+    }
+    let bytes = images.saturating_mul(channels).saturating_mul(side).saturating_mul(side);
+    if bytes > MAX_DATASET_BYTES {
+        return Err(crate::Error::Invalid(format!(
+            "{images} images of {channels}x{side}x{side} take {:.1} GiB, over the {} GiB limit; choose a smaller --size",
+            bytes as f64 / (1u64 << 30) as f64,
+            MAX_DATASET_BYTES >> 30
+        )));
+    }
+    Ok(())
+}
+
 /// The resampling filter for resizes: bicubic, antialiased when shrinking.
 const FILTER: FilterType = FilterType::CatmullRom;
 
@@ -130,6 +151,16 @@ pub fn convert_channels(src: Vec<u8>, from: usize, to: usize, plane: usize) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn decoded_size_limits() {
+        assert!(check_decoded_size(70_000, 1, 28).is_ok());
+        assert!(check_decoded_size(10_697, 3, 256).is_ok());
+        let e = check_decoded_size(70_000, 1, 1024).unwrap_err().to_string();
+        assert!(e.contains("68.4 GiB") && e.contains("smaller --size"), "{e}");
+        let e = check_decoded_size(1, 1, (1 << 32) + 16).unwrap_err().to_string();
+        assert!(e.contains("over the 16384 limit"), "{e}");
+    }
 
     #[test]
     fn center_crop_keeps_the_middle_and_resize_averages() {

@@ -78,7 +78,7 @@ mod tests {
 
     #[test]
     fn power_iteration_converges_to_the_largest_singular_value() {
-        tch::manual_seed(11);
+        let _g = dualspace_tensor::seed::seed_guard(11);
         let vs = nn::VarStore::new(Device::Cpu);
         let lin = sn_linear(&(vs.root() / "l"), 6, 4);
         let sigma_true = lin.ws.detach().svd(true, false).1.double_value(&[0]);
@@ -98,7 +98,7 @@ mod tests {
 
     #[test]
     fn evaluation_leaves_the_vector_alone() {
-        tch::manual_seed(12);
+        let _g = dualspace_tensor::seed::seed_guard(12);
         let vs = nn::VarStore::new(Device::Cpu);
         let lin = sn_linear(&(vs.root() / "l"), 5, 3);
         let before = lin.u.copy();

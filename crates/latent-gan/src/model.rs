@@ -70,9 +70,17 @@ impl LatentGanConfig {
         if self.g_hidden.iter().chain(&self.d_hidden).any(|&w| w < 1) {
             return Err(Error::Config("hidden widths must be at least 1".into()));
         }
+        let all = [self.data_dim, self.noise_dim];
+        if let Some(w) = self.g_hidden.iter().chain(&self.d_hidden).chain(&all).find(|&&w| w > MAX_WIDTH) {
+            return Err(Error::Config(format!("width {w} is over the {MAX_WIDTH} limit")));
+        }
         Ok(())
     }
 }
+
+/// Largest layer width, code length or noise length accepted (a guard
+/// against typos that would ask libtorch for terabytes).
+pub const MAX_WIDTH: i64 = 1 << 16;
 
 fn leaky(x: &Tensor) -> Tensor {
     x.maximum(&(x * 0.2))
@@ -214,6 +222,14 @@ impl LatentRunConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn validation_bounds_the_widths() {
+        assert!(LatentGanConfig::new(32).validate().is_ok());
+        let e = LatentGanConfig { g_hidden: vec![1 << 20], ..LatentGanConfig::new(32) }.validate().unwrap_err();
+        assert!(e.to_string().contains("over the 65536 limit"), "{e}");
+        assert!(LatentGanConfig { noise_dim: 0, ..LatentGanConfig::new(32) }.validate().is_err());
+    }
 
     #[test]
     fn flop_estimates_by_hand() {

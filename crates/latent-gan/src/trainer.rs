@@ -170,8 +170,10 @@ impl TrainConfig {
                 return bad(format!("{name} betas must be in [0, 1), got {} / {}", o.beta1, o.beta2));
             }
         }
-        if self.gp_lambda < 0.0 || self.r1_gamma < 0.0 {
-            return bad("penalty weights must not be negative".into());
+        for (name, v) in [("gp_lambda", self.gp_lambda), ("r1_gamma", self.r1_gamma)] {
+            if !(v >= 0.0 && v.is_finite()) {
+                return bad(format!("{name} must be a finite number >= 0, got {v}"));
+            }
         }
         Ok(())
     }
@@ -795,8 +797,7 @@ mod tests {
 
     /// Tests that rely on libtorch's global generator run one at a time.
     fn serial() -> std::sync::MutexGuard<'static, ()> {
-        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        LOCK.lock().unwrap_or_else(|e| e.into_inner())
+        seed::generator_lock()
     }
 
     fn scalar(t: &Tensor) -> f64 {
@@ -823,7 +824,7 @@ mod tests {
 
     #[test]
     fn gradient_penalty_matches_closed_form_on_a_linear_critic() {
-        tch::manual_seed(1);
+        let _g = seed::seed_guard(1);
         // The gradient of w . x + b is w everywhere, so the penalty is
         // (|w| - 1)^2 whatever the interpolation: (5 - 1)^2 = 16 for w = (3, 4).
         let (_vs, d) = linear_critic(&[3.0, 4.0], 0.5);
@@ -1066,10 +1067,22 @@ mod tests {
     }
 
     #[test]
+    fn validation_refuses_non_finite_penalty_weights() {
+        assert!(TrainConfig::wgan_gp(0).validate().is_ok());
+        for (gp, r1) in [(f64::NAN, 0.0), (10.0, f64::INFINITY), (-1.0, 0.0), (10.0, f64::NAN)] {
+            let c = TrainConfig { gp_lambda: gp, r1_gamma: r1, ..TrainConfig::wgan_gp(0) };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains("gp_lambda") || e.contains("r1_gamma"), "{e}");
+        }
+    }
+
+    #[test]
     fn latent_gan_covers_the_eight_gaussians() {
         // Mode coverage: 8 Gaussians (std 0.05) on a circle of radius 2.
-        // Pass: at least 7 modes hold a sample, and at least 80% of the EMA
-        // generator's samples lie within 3 std of a mode.
+        // Pass: at least 7 modes are covered (hold a sample within 3 std),
+        // and at least 80% of the EMA generator's samples lie within 3 std
+        // of a mode. The counts per mode are printed: coverage is uneven
+        // (at seed 21 three modes get about 1% of the samples each).
         let _lock = serial();
         // One thread: the outcome is then the same on every machine.
         tch::set_num_threads(1);
@@ -1091,15 +1104,16 @@ mod tests {
         let (dmin, which) = dist.min_dim(1, false);
         let near = dmin.le(3.0 * std);
         let quality = near.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
-        let covered: Vec<i64> =
-            (0..8).filter(|&k| which.eq(k).logical_and(&near).sum(Kind::Int64).int64_value(&[]) > 0).collect();
+        let per_mode: Vec<i64> =
+            (0..8).map(|k| which.eq(k).logical_and(&near).sum(Kind::Int64).int64_value(&[])).collect();
+        let covered: Vec<usize> = (0..8).filter(|&k| per_mode[k] > 0).collect();
         eprintln!(
-            "8 Gaussians after {steps} steps ({:.2} ms/step): {} modes covered, {:.1}% within 3 std",
+            "8 Gaussians after {steps} steps ({:.2} ms/step): {} modes covered, {:.1}% within 3 std, samples per mode {per_mode:?}",
             1e3 * t.train_seconds() / steps as f64,
             covered.len(),
             100.0 * quality
         );
-        assert!(covered.len() >= 7, "only modes {covered:?} covered");
+        assert!(covered.len() >= 7, "only modes {covered:?} covered (samples per mode {per_mode:?})");
         assert!(quality >= 0.8, "only {:.1}% of samples within 3 std of a mode", 100.0 * quality);
     }
 }

@@ -344,7 +344,7 @@ mod tests {
 
     #[test]
     fn shapes_for_28_gray_and_64_rgb() {
-        tch::manual_seed(1);
+        let _g = dualspace_tensor::seed::seed_guard(1);
         for (cfg, n_params) in
             [(DcganConfig::fashion_mnist(), None), (DcganConfig::rgb64(), Some(3_576_704 + 2_765_568))]
         {
@@ -402,7 +402,7 @@ mod tests {
         // Smoke test on 16x16 gray images of two kinds (left or right half
         // bright): the discriminator's loss falls well below its start
         // (2 ln 2 = 1.386) while it learns to tell them from samples.
-        tch::manual_seed(3);
+        let _g = dualspace_tensor::seed::seed_guard(3);
         tch::set_num_threads(1);
         let left = Tensor::cat(
             &[

@@ -332,7 +332,7 @@ mod tests {
     fn latent_gan_samples_decode_through_the_map_with_the_code_statistics() {
         let dir = tempfile::tempdir().unwrap();
         // A PCA map of 8x8 gray images with 3 components.
-        tch::manual_seed(2);
+        let _g = dualspace_tensor::seed::seed_guard(2);
         let images = Tensor::rand([64, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
         let pca = Pca::fit(PcaConfig::new(ImageShape::new(1, 8), 3), &images, Device::Cpu).unwrap();
         let map_dir = dir.path().join("map");

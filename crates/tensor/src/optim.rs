@@ -152,7 +152,12 @@ impl Adam {
                 buf.f_copy_(&t.to_device(buf.device()).to_kind(buf.kind()))?;
             }
         }
-        self.step = get("step")?.int64_value(&[0]);
+        let step = get("step")?;
+        self.step = step.f_int64_value(&[0]).map_err(|_| Error::Shape {
+            what: "optimiser state step".into(),
+            expected: "[1]".into(),
+            got: format!("{:?}", step.size()),
+        })?;
         Ok(())
     }
 }
@@ -203,6 +208,7 @@ mod tests {
 
     #[test]
     fn state_round_trip_continues_identically() {
+        let _g = crate::seed::generator_lock();
         let make = || {
             tch::manual_seed(3);
             let vs = VarStore::new(Device::Cpu);

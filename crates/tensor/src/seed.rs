@@ -15,6 +15,23 @@ pub fn seed_all(seed: u64) {
     }
 }
 
+/// libtorch's CPU generator is one per process. Code that seeds it and then
+/// draws from it while other threads may do the same (tests run on parallel
+/// threads; a harness may train several models) holds this guard across the
+/// seeding and the draws, so that no other thread's draws interleave. The
+/// lock is not re-entrant: take it once, at the outermost level.
+pub fn generator_lock() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// [`seed_all`] under [`generator_lock`]; draw while holding the guard.
+pub fn seed_guard(seed: u64) -> std::sync::MutexGuard<'static, ()> {
+    let g = generator_lock();
+    seed_all(seed);
+    g
+}
+
 /// Mixes a seed with a stream number (SplitMix64), giving well-spread,
 /// independent sub-seeds.
 pub fn mix(seed: u64, stream: u64) -> u64 {
@@ -42,7 +59,7 @@ mod tests {
 
     #[test]
     fn same_seed_gives_bit_identical_tensors() {
-        seed_all(7);
+        let _g = seed_guard(7);
         let a = Tensor::randn([4, 5], (Kind::Float, tch::Device::Cpu));
         seed_all(7);
         let b = Tensor::randn([4, 5], (Kind::Float, tch::Device::Cpu));

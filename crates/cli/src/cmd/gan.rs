@@ -12,7 +12,7 @@ use dualspace_latent_gan::trainer::{find_checkpoint, RunPlan, RunSummary, StopRe
 use dualspace_latent_gan::{latent_trainer, DNorm, LatentGanConfig, Loss, TrainConfig};
 use dualspace_pixel_gan::{pixel_trainer, DcganConfig, PixelDNorm, PixelRunConfig};
 use dualspace_sampler::Sampler;
-use dualspace_tensor::checkpoint::{write_atomic, write_tensors};
+use dualspace_tensor::checkpoint::{read_tensors, write_atomic, write_tensors};
 use dualspace_tensor::image::{save_grid, GridOptions};
 use serde::de::DeserializeOwned;
 use std::path::{Path, PathBuf};
@@ -51,12 +51,14 @@ pub struct GanTrainArgs {
     /// Discriminator learning rate [default: 2e-4; 1e-4 with wgan-gp].
     #[arg(long)]
     pub lr_d: Option<f64>,
-    /// Adam's first-moment decay for both networks [default: 0.5; 0 with wgan-gp].
-    #[arg(long)]
-    pub beta1: Option<f64>,
-    /// Adam's second-moment decay for both networks [default: 0.999; 0.9 with wgan-gp].
-    #[arg(long)]
-    pub beta2: Option<f64>,
+    /// Adam's first-moment decay: one value for both networks, or G,D for each
+    /// [default: 0.5; 0 with wgan-gp].
+    #[arg(long, value_name = "B1|G,D")]
+    pub beta1: Option<String>,
+    /// Adam's second-moment decay: one value for both networks, or G,D for each
+    /// [default: 0.999; 0.9 with wgan-gp].
+    #[arg(long, value_name = "B2|G,D")]
+    pub beta2: Option<String>,
     /// Discriminator steps per generator step [default: 1; 5 with wgan-gp].
     #[arg(long)]
     pub n_critic: Option<u32>,
@@ -92,6 +94,20 @@ pub struct GanTrainArgs {
     pub device: DeviceArgs,
 }
 
+/// `V` (both networks) or `G,D` (generator, discriminator) as numbers.
+fn per_network(s: &str, flag: &str) -> Result<(f64, f64)> {
+    let v: Vec<f64> = crate::common::split_list(s)
+        .iter()
+        .map(|x| x.parse::<f64>())
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|_| anyhow::anyhow!("{flag} '{s}': give a number, or two (generator,discriminator)"))?;
+    match v[..] {
+        [x] => Ok((x, x)),
+        [g, d] => Ok((g, d)),
+        _ => bail!("{flag} '{s}': give a number, or two (generator,discriminator)"),
+    }
+}
+
 impl GanTrainArgs {
     fn validate(&self) -> Result<()> {
         if self.steps.is_none() && self.budget_s.is_none() {
@@ -115,9 +131,11 @@ impl GanTrainArgs {
             LossArg::Hinge => TrainConfig { loss: Loss::Hinge, ..TrainConfig::dcgan(self.seed) },
             LossArg::WganGp => TrainConfig::wgan_gp(self.seed),
         };
-        for o in [&mut c.opt_g, &mut c.opt_d] {
-            o.beta1 = self.beta1.unwrap_or(o.beta1);
-            o.beta2 = self.beta2.unwrap_or(o.beta2);
+        if let Some(b) = &self.beta1 {
+            (c.opt_g.beta1, c.opt_d.beta1) = per_network(b, "--beta1")?;
+        }
+        if let Some(b) = &self.beta2 {
+            (c.opt_g.beta2, c.opt_d.beta2) = per_network(b, "--beta2")?;
         }
         c.opt_g.lr = self.lr_g.unwrap_or(c.opt_g.lr);
         c.opt_d.lr = self.lr_d.unwrap_or(c.opt_d.lr);
@@ -360,6 +378,21 @@ pub fn train_latent(a: TrainLatentArgs) -> Result<()> {
         }
         None => None,
     };
+    // A resumed run continues on the codes it was trained on: the statistics
+    // it kept must be those of the codes given now.
+    let stats_path = a.train.out.join(CODE_STATS);
+    if a.train.resume && stats_path.exists() {
+        let kept = read_tensors(&stats_path)?;
+        let same = |k: &str, t: &Tensor| kept.get(k).is_some_and(|v| v.size() == t.size() && v.equal(t));
+        if !(same("mean", &codes.mean) && same("std", &codes.std)) {
+            bail!(
+                "{codes_path} is not the codes file the run in {} was trained on ({}; its mean/std differ from {}); resume with that file",
+                a.train.out.display(),
+                run.codes,
+                stats_path.display()
+            );
+        }
+    }
     let mut stats = vec![("mean", codes.mean.shallow_clone()), ("std", codes.std.shallow_clone())];
     if let Some(s) = codes.image {
         stats.push(("image_shape", Tensor::from_slice(&[s.channels, s.size])));
@@ -501,4 +534,18 @@ pub fn sample(a: SampleArgs) -> Result<()> {
         if interp.is_some() { ", interp.png" } else { "" }
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::per_network;
+
+    #[test]
+    fn betas_for_both_networks_or_each() {
+        assert_eq!(per_network("0.5", "--beta1").unwrap(), (0.5, 0.5));
+        assert_eq!(per_network("0.5, 0", "--beta1").unwrap(), (0.5, 0.0));
+        for bad in ["", "a", "0.1,0.2,0.3"] {
+            assert!(per_network(bad, "--beta2").unwrap_err().to_string().contains("--beta2"), "{bad}");
+        }
+    }
 }
