@@ -2,8 +2,9 @@
 //! (batch 64, 28x28 Fashion-MNIST preset: forward, backward, Adam), and
 //! encode / decode throughput of the AE and of PCA at the same latent size.
 //!
-//! Reference: PyTorch eager on the 2-core development machine takes about
-//! 15 ms per AE training step of this shape. Run with
+//! Reference: PyTorch eager (`scripts/reference/pytorch_steps.py`) on the
+//! 2-core development machine took 12.0–12.4 ms per AE training step of this
+//! shape on 2026-12-04, beside 14.4 ms here. Run with
 //! `cargo bench -p dualspace-cli --bench mapping`; `DUALSPACE_BENCH_THREADS`
 //! sets libtorch's thread count (default: all cores).
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};

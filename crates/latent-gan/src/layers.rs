@@ -71,6 +71,13 @@ impl nn::ModuleT for SnLinear {
     }
 }
 
+/// Leaky ReLU with slope 0.2 (DCGAN's) as one fused op: `prelu` with a
+/// constant slope (tch's `leaky_relu` fixes the slope at 0.01). The same
+/// values and gradients as `x.maximum(0.2 x)`, in one kernel each way.
+pub fn leaky_relu(x: &Tensor) -> Tensor {
+    x.prelu(&Tensor::full([1], 0.2, (x.kind(), x.device())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +101,18 @@ mod tests {
         let want = x.linear(&(&lin.ws / sigma_true), Some(&lin.bs));
         let d = dualspace_tensor::max_abs_diff(&got, &want);
         assert!(d < 1e-4, "largest difference {d}");
+    }
+
+    #[test]
+    fn leaky_relu_has_slope_one_fifth() {
+        let x = Tensor::from_slice(&[-2.0f32, -0.5, 0.0, 0.5, 3.0]).set_requires_grad(true);
+        let y = leaky_relu(&x);
+        let got: Vec<f32> = Vec::try_from(&y.detach()).unwrap();
+        let want: Vec<f32> = Vec::try_from(&x.detach().maximum(&(x.detach() * 0.2))).unwrap();
+        assert_eq!(got, want);
+        y.sum(Kind::Float).backward();
+        let g: Vec<f32> = Vec::try_from(&x.grad()).unwrap();
+        assert_eq!((g[0], g[1], g[3], g[4]), (0.2, 0.2, 1.0, 1.0));
     }
 
     #[test]

@@ -83,7 +83,7 @@ impl LatentGanConfig {
 pub const MAX_WIDTH: i64 = 1 << 16;
 
 fn leaky(x: &Tensor) -> Tensor {
-    x.maximum(&(x * 0.2))
+    crate::layers::leaky_relu(x)
 }
 
 /// The generator: noise -> hidden (ReLU) ... -> code, linear output.

@@ -1078,42 +1078,51 @@ mod tests {
 
     #[test]
     fn latent_gan_covers_the_eight_gaussians() {
-        // Mode coverage: 8 Gaussians (std 0.05) on a circle of radius 2.
-        // Pass: at least 7 modes are covered (hold a sample within 3 std),
-        // and at least 80% of the EMA generator's samples lie within 3 std
-        // of a mode. The counts per mode are printed: coverage is uneven
-        // (at seed 21 three modes get about 1% of the samples each).
+        // Mode coverage: 8 Gaussians (std 0.05) on a circle of radius 2,
+        // trained with three seeds (one GAN run is a coin flip near any
+        // threshold). Pass, for every seed: at least 7 modes are covered
+        // (hold a sample within 3 std), and at least 80% of the EMA
+        // generator's samples lie within 3 std of a mode. The counts per
+        // mode are printed: coverage is uneven (at 6000 steps one mode of
+        // seed 21 gets 2 of 2000 samples).
         let _lock = serial();
         // One thread: the outcome is then the same on every machine.
         tch::set_num_threads(1);
         let std = 0.05;
-        let (pts, centres) = ring(1000, std, 21);
-        let model = LatentGanConfig::toy(2);
-        let mut train = TrainConfig::dcgan(21);
-        train.batch_size = 256;
-        train.opt_g.lr = 1e-3;
-        train.opt_d.lr = 1e-3;
-        let mut t = crate::latent_trainer(&model, train, &pts, Device::Cpu).unwrap();
-        let steps = 4000;
-        for _ in 0..steps {
-            t.step().unwrap();
+        let steps = STEPS_8G;
+        for seed in [21u64, 22, 23] {
+            let (pts, centres) = ring(1000, std, seed as i64);
+            let model = LatentGanConfig::toy(2);
+            let mut train = TrainConfig::dcgan(seed);
+            train.batch_size = 256;
+            train.opt_g.lr = 1e-3;
+            train.opt_d.lr = 1e-3;
+            let mut t = crate::latent_trainer(&model, train, &pts, Device::Cpu).unwrap();
+            for _ in 0..steps {
+                t.step().unwrap();
+            }
+            let x = t.sample(2000, 99);
+            let dist = (x.unsqueeze(1) - centres.unsqueeze(0))
+                .square()
+                .sum_dim_intlist(&[2i64][..], false, Kind::Float)
+                .sqrt();
+            let (dmin, which) = dist.min_dim(1, false);
+            let near = dmin.le(3.0 * std);
+            let quality = near.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
+            let per_mode: Vec<i64> =
+                (0..8).map(|k| which.eq(k).logical_and(&near).sum(Kind::Int64).int64_value(&[])).collect();
+            let covered: Vec<usize> = (0..8).filter(|&k| per_mode[k] > 0).collect();
+            eprintln!(
+                "8 Gaussians, seed {seed}, after {steps} steps ({:.2} ms/step): {} modes covered, {:.1}% within 3 std, samples per mode {per_mode:?}",
+                1e3 * t.train_seconds() / steps as f64,
+                covered.len(),
+                100.0 * quality
+            );
+            assert!(covered.len() >= 7, "seed {seed}: only modes {covered:?} covered (samples per mode {per_mode:?})");
+            assert!(quality >= 0.8, "seed {seed}: only {:.1}% of samples within 3 std of a mode", 100.0 * quality);
         }
-        let x = t.sample(2000, 99);
-        let dist =
-            (x.unsqueeze(1) - centres.unsqueeze(0)).square().sum_dim_intlist(&[2i64][..], false, Kind::Float).sqrt();
-        let (dmin, which) = dist.min_dim(1, false);
-        let near = dmin.le(3.0 * std);
-        let quality = near.to_kind(Kind::Double).mean(Kind::Double).double_value(&[]);
-        let per_mode: Vec<i64> =
-            (0..8).map(|k| which.eq(k).logical_and(&near).sum(Kind::Int64).int64_value(&[])).collect();
-        let covered: Vec<usize> = (0..8).filter(|&k| per_mode[k] > 0).collect();
-        eprintln!(
-            "8 Gaussians after {steps} steps ({:.2} ms/step): {} modes covered, {:.1}% within 3 std, samples per mode {per_mode:?}",
-            1e3 * t.train_seconds() / steps as f64,
-            covered.len(),
-            100.0 * quality
-        );
-        assert!(covered.len() >= 7, "only modes {covered:?} covered (samples per mode {per_mode:?})");
-        assert!(quality >= 0.8, "only {:.1}% of samples within 3 std of a mode", 100.0 * quality);
     }
+
+    /// Steps of the 8-Gaussian test.
+    const STEPS_8G: u64 = 6000;
 }

@@ -263,7 +263,7 @@ impl nn::ModuleT for Discriminator {
                 if let Some(Some(n)) = self.norms.get(i) {
                     h = n.forward_t(&h, train);
                 }
-                h = h.maximum(&(&h * 0.2));
+                h = dualspace_latent_gan::layers::leaky_relu(&h);
             }
         }
         h.view([-1])
