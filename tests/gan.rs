@@ -243,6 +243,11 @@ fn gan_commands_refuse_bad_input_with_one_line() {
     assert!(e.contains("is a pixel GAN"), "{e}");
     let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--interpolate", "3"]);
     assert!(e.contains("ROWSxCOLS"), "{e}");
+    let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--interpolate", "1000x1000"]);
+    assert!(e.contains("at most 50000 images"), "{e}");
+    let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--n", "100000000"]);
+    assert!(e.contains("--n 100000000 must be between 1 and 50000"), "{e}");
+    assert!(!Path::new(&d("s")).exists(), "a refused sample left a folder behind");
     let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--device", "tpu"]);
     assert!(e.contains("unknown device 'tpu'"), "{e}");
 }

@@ -203,7 +203,9 @@ fn reproduce_refuses_bad_arguments_with_one_line() {
         run_err(&a)
     };
     assert!(with(&["--map", "gan"]).contains("ae, vae and pca"));
-    assert!(with(&["--seeds", "0"]).contains("--seeds must be at least 1"));
+    assert!(with(&["--seeds", "0"]).contains("--seeds 0 must be between 1 and 100"));
+    assert!(with(&["--seeds", "1000000"]).contains("must be between 1 and 100"));
+    assert!(with(&["--threads", "100000"]).contains("--threads 100000 is more than 4x"));
     assert!(with(&["--pixel-budget-s=-1"]).contains("--pixel-budget-s must be a positive"));
     assert!(with(&["--latent-hidden", "x"]).contains("--latent-hidden 'x'"));
     let e = with(&["--holdout", "purple"]);

@@ -20,6 +20,14 @@ pub struct DeviceArgs {
 impl DeviceArgs {
     /// Parses the device and applies the thread count.
     pub fn setup(&self) -> Result<tch::Device> {
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        if self.threads > 4 * cores {
+            anyhow::bail!(
+                "--threads {} is more than 4x this machine's {cores} cores; use 0 (all cores) or at most {}",
+                self.threads,
+                4 * cores
+            );
+        }
         dualspace_tensor::device::set_threads(Some(self.threads));
         Ok(dualspace_tensor::device::parse_device(&self.device)?)
     }

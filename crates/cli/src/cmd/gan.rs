@@ -475,19 +475,24 @@ pub fn train_pixel(a: TrainPixelArgs) -> Result<()> {
 }
 
 /// Samples a GAN.
+/// Most images one `sample` call draws (they are held in memory at once).
+const MAX_SAMPLES: i64 = 50_000;
+
 pub fn sample(a: SampleArgs) -> Result<()> {
     let device = a.device.setup()?;
-    if a.n < 1 {
-        bail!("--n must be at least 1");
+    if !(1..=MAX_SAMPLES).contains(&a.n) {
+        bail!("--n {} must be between 1 and {MAX_SAMPLES} (the batch is held in memory)", a.n);
     }
     let interp = match &a.interpolate {
         Some(s) => {
             let parsed = s
                 .split_once(['x', 'X'])
                 .and_then(|(r, c)| Some((r.trim().parse::<i64>().ok()?, c.trim().parse::<i64>().ok()?)))
-                .filter(|&(r, c)| r >= 1 && c >= 2);
+                .filter(|&(r, c)| r >= 1 && c >= 2 && r.saturating_mul(c) <= MAX_SAMPLES);
             Some(parsed.with_context(|| {
-                format!("--interpolate '{s}': give ROWSxCOLS with at least 1 row and 2 columns, e.g. 8x10")
+                format!(
+                    "--interpolate '{s}': give ROWSxCOLS with at least 1 row and 2 columns and at most {MAX_SAMPLES} images, e.g. 8x10"
+                )
             })?)
         }
         None => None,

@@ -374,8 +374,8 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
     let device = a.device.setup()?;
     crate::common::install_ctrlc();
     let kinds = parse_maps(&a.map)?;
-    if a.seeds == 0 {
-        bail!("--seeds must be at least 1");
+    if !(1..=100).contains(&a.seeds) {
+        bail!("--seeds {} must be between 1 and 100", a.seeds);
     }
     if a.eval_n.is_some_and(|n| n < 10) {
         bail!("--eval-n must be at least 10");
