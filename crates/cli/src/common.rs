@@ -132,3 +132,49 @@ pub fn parse_widths(s: &str, flag: &str) -> Result<Vec<i64>> {
         })
         .collect()
 }
+
+/// An error and its causes on one line, joined by ": ". A cause whose text
+/// the line already holds (library errors often repeat their source in
+/// their own message) is left out, so "Is a directory (os error 21)" is not
+/// printed twice; line breaks become spaces.
+pub fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if s.is_empty() || out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out.replace(['\n', '\r'], " ")
+}
+
+#[cfg(test)]
+mod one_line_tests {
+    use super::one_line;
+    use anyhow::Context;
+
+    #[test]
+    fn repeated_causes_are_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::Other, "Is a directory (os error 21)");
+        #[derive(Debug)]
+        struct Wrap(std::io::Error);
+        impl std::fmt::Display for Wrap {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "tiny: {}", self.0)
+            }
+        }
+        impl std::error::Error for Wrap {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let e = Err::<(), _>(Wrap(io)).context("writing tiny").unwrap_err();
+        assert_eq!(one_line(&e), "writing tiny: tiny: Is a directory (os error 21)");
+        let e = anyhow::anyhow!("two\nlines").context("outer");
+        assert_eq!(one_line(&e), "outer: two lines");
+    }
+}

@@ -60,7 +60,7 @@ fn main() {
     };
     if let Err(e) = result {
         // One line: the context chain joined by ": ", no backtrace.
-        eprintln!("error: {e:#}");
+        eprintln!("error: {}", common::one_line(&e));
         std::process::exit(if common::interrupted() { 130 } else { 1 });
     }
 }
