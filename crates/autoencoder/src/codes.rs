@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn standardised_codes_have_zero_mean_unit_std_and_undo_exactly() {
-        let _g = crate::seed_guard(3);
+        let _g = dualspace_tensor::seed::seed_guard(3);
         let raw = Tensor::randn([500, 4], (Kind::Float, Device::Cpu)) * Tensor::from_slice(&[1.0f32, 5.0, 0.1, 0.0])
             + Tensor::from_slice(&[3.0f32, -2.0, 0.5, 7.0]);
         let labels = Tensor::arange(500, (Kind::Int64, Device::Cpu)).remainder(10);
@@ -191,7 +191,7 @@ mod tests {
     fn file_round_trip_is_exact_and_checks_dimensions() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("codes.safetensors");
-        let _g = crate::seed_guard(4);
+        let _g = dualspace_tensor::seed::seed_guard(4);
         let raw = Tensor::randn([20, 6], (Kind::Float, Device::Cpu));
         let c =
             Codes::standardise(&raw, &Tensor::zeros([20], (Kind::Int64, Device::Cpu)), Some(ImageShape::new(3, 64)))

@@ -38,12 +38,6 @@ pub use net::{kl_divergence, ConvAe, Vae};
 pub use pca::Pca;
 pub use train::{split_by_classes, train_map, TrainSummary};
 
-/// Seeds libtorch's global generator under the process-wide generator lock
-/// (see `dualspace_tensor::seed::generator_lock`); draw while holding the guard.
-pub(crate) fn seed_guard(seed: u64) -> std::sync::MutexGuard<'static, ()> {
-    dualspace_tensor::seed::seed_guard(seed)
-}
-
 /// Standard normal noise drawn on the Rust side from stream `stream` of
 /// `seed` (Box-Muller over ChaCha8), then moved to `device`: independent of
 /// libtorch's global generator, identical on every device.

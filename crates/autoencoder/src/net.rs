@@ -365,7 +365,7 @@ mod tests {
     #[test]
     fn shapes_and_tensor_names_follow_the_config() {
         for norm in [Norm::Batch, Norm::Group, Norm::None] {
-            let _g = crate::seed_guard(0);
+            let _g = dualspace_tensor::seed::seed_guard(0);
             let ae = ConvAe::new(tiny(norm), Device::Cpu).unwrap();
             let x = Tensor::rand([5, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
             let z = ae.encode(&x).unwrap();
@@ -374,7 +374,7 @@ mod tests {
             assert_eq!(y.size(), vec![5, 1, 8, 8]);
             assert!(y.abs().max().double_value(&[]) <= 1.0);
         }
-        let _g = crate::seed_guard(0);
+        let _g = dualspace_tensor::seed::seed_guard(0);
         let ae = ConvAe::new(tiny(Norm::Batch), Device::Cpu).unwrap();
         let mut names: Vec<String> = ae.vs.variables().into_keys().collect();
         names.sort();
@@ -388,7 +388,7 @@ mod tests {
 
     #[test]
     fn vae_encodes_the_posterior_mean_deterministically() {
-        let _g = crate::seed_guard(1);
+        let _g = dualspace_tensor::seed::seed_guard(1);
         let vae = Vae::new(VaeConfig { net: tiny(Norm::Batch), beta: 1.0 }, Device::Cpu).unwrap();
         let x = Tensor::rand([4, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
         let a = vae.encode(&x).unwrap();
@@ -401,7 +401,7 @@ mod tests {
 
     #[test]
     fn a_training_step_reduces_the_loss_on_one_batch() {
-        let _g = crate::seed_guard(2);
+        let _g = dualspace_tensor::seed::seed_guard(2);
         let ae = ConvAe::new(tiny(Norm::Batch), Device::Cpu).unwrap();
         let x = Tensor::rand([16, 1, 8, 8], (Kind::Float, Device::Cpu)) * 2.0 - 1.0;
         let mut opt = dualspace_tensor::optim::Adam::new(&ae.vs, Default::default());

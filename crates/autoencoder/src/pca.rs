@@ -270,7 +270,7 @@ mod tests {
 
     /// 200 correlated 1x4x4 "images" in [-1, 1]: a few strong directions plus noise.
     fn data() -> Tensor {
-        let _g = crate::seed_guard(11);
+        let _g = dualspace_tensor::seed::seed_guard(11);
         let basis = Tensor::randn([3, 16], (Kind::Float, Device::Cpu));
         let coef = Tensor::randn([200, 3], (Kind::Float, Device::Cpu)) * Tensor::from_slice(&[0.5f32, 0.3, 0.1]);
         let noise = Tensor::randn([200, 16], (Kind::Float, Device::Cpu)) * 0.02;
@@ -301,7 +301,7 @@ mod tests {
         let x = data();
         for whiten in [false, true] {
             let pca = Pca::fit(PcaConfig { whiten, ..cfg(3) }, &x, Device::Cpu).unwrap();
-            let _g = crate::seed_guard(4);
+            let _g = dualspace_tensor::seed::seed_guard(4);
             let c = Tensor::randn([7, 3], (Kind::Float, Device::Cpu));
             let back = pca.encode(&pca.decode(&c).unwrap()).unwrap();
             let diff = max_abs_diff(&back, &c);

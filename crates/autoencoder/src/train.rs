@@ -108,7 +108,7 @@ pub fn train_map(
         MapSpec::Ae(n) => {
             cfg.validate()?;
             let m = {
-                let _g = crate::seed_guard(cfg.seed);
+                let _g = dualspace_tensor::seed::seed_guard(cfg.seed);
                 ConvAe::new(n.clone(), device)?
             };
             train_net(m, spec, train_images, test_images, cfg, run, monitor)
@@ -116,7 +116,7 @@ pub fn train_map(
         MapSpec::Vae(v) => {
             cfg.validate()?;
             let m = {
-                let _g = crate::seed_guard(cfg.seed);
+                let _g = dualspace_tensor::seed::seed_guard(cfg.seed);
                 Vae::new(v.clone(), device)?
             };
             train_net(m, spec, train_images, test_images, cfg, run, monitor)
@@ -337,7 +337,7 @@ mod tests {
 
     /// 256 16x16 gray blobs (a Gaussian bump at a random place and width).
     fn blobs(n: i64, seed: i64) -> Tensor {
-        let _g = crate::seed_guard(seed as u64);
+        let _g = dualspace_tensor::seed::seed_guard(seed as u64);
         let opts = (Kind::Float, Device::Cpu);
         let grid = Tensor::arange(16, opts).view([1, 16]);
         let cx = Tensor::rand([n, 1], opts) * 10.0 + 3.0;

@@ -8,7 +8,8 @@
 //!   [`BatchSource`]; it knows nothing about images or codes.
 //! - [`model`]: the latent GAN's MLP generator and discriminator
 //!   ([`LatentGanConfig`]) and its run configuration.
-//! - [`layers`]: spectral normalisation, shared with the pixel GAN.
+//! - [`layers`]: spectral normalisation and the fused leaky ReLU (slope
+//!   0.2), shared with the pixel GAN.
 //!
 //! Other crates: `dualspace-tensor` (optimiser, checkpoints, clock, seeds)
 //! below; `dualspace-pixel-gan` (the DCGAN baseline, same trainer) and

@@ -82,10 +82,6 @@ impl LatentGanConfig {
 /// against typos that would ask libtorch for terabytes).
 pub const MAX_WIDTH: i64 = 1 << 16;
 
-fn leaky(x: &Tensor) -> Tensor {
-    crate::layers::leaky_relu(x)
-}
-
 /// The generator: noise -> hidden (ReLU) ... -> code, linear output.
 #[derive(Debug)]
 pub struct MlpGenerator {
@@ -169,7 +165,7 @@ impl nn::ModuleT for MlpDiscriminator {
                 if let Some(n) = self.norms.get(i) {
                     h = nn::Module::forward(n, &h);
                 }
-                h = leaky(&h);
+                h = crate::layers::leaky_relu(&h);
             }
         }
         h.view([-1])
