@@ -13,6 +13,23 @@ fn folder(dir: &Path) -> String {
     root.display().to_string()
 }
 
+/// A PCA map of `dim` components on `data`, written to `out`.
+fn train_pca(data: &str, out: &str, dim: &str) {
+    run_ok(&[
+        "train-map",
+        "--kind",
+        "pca",
+        "--latent-dim",
+        dim,
+        "--dataset",
+        data,
+        "--data-cache",
+        "none",
+        "--out",
+        out,
+    ]);
+}
+
 fn pixel_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut a = vec![
         "train-pixel-gan",
@@ -119,19 +136,7 @@ fn latent_gan_trains_on_codes_and_samples_through_the_map() {
     let dir = tempfile::tempdir().unwrap();
     let data = folder(dir.path());
     let map = dir.path().join("pca").display().to_string();
-    run_ok(&[
-        "train-map",
-        "--kind",
-        "pca",
-        "--latent-dim",
-        "6",
-        "--dataset",
-        &data,
-        "--data-cache",
-        "none",
-        "--out",
-        &map,
-    ]);
+    train_pca(&data, &map, "6");
     let codes = dir.path().join("codes.safetensors").display().to_string();
     run_ok(&["encode", "--map", &map, "--dataset", &data, "--data-cache", "none", "--out", &codes]);
     let lgan = dir.path().join("lgan").display().to_string();
@@ -199,33 +204,9 @@ fn gan_commands_refuse_bad_input_with_one_line() {
     assert!(e.contains("4 or 7 times a power of two") && e.contains("got 30"), "{e}");
     // Codes whose length does not fit the map.
     let map = d("pca");
-    run_ok(&[
-        "train-map",
-        "--kind",
-        "pca",
-        "--latent-dim",
-        "6",
-        "--dataset",
-        &data,
-        "--data-cache",
-        "none",
-        "--out",
-        &map,
-    ]);
+    train_pca(&data, &map, "6");
     let map4 = d("pca4");
-    run_ok(&[
-        "train-map",
-        "--kind",
-        "pca",
-        "--latent-dim",
-        "4",
-        "--dataset",
-        &data,
-        "--data-cache",
-        "none",
-        "--out",
-        &map4,
-    ]);
+    train_pca(&data, &map4, "4");
     let codes = d("codes.safetensors");
     run_ok(&["encode", "--map", &map, "--dataset", &data, "--data-cache", "none", "--out", &codes]);
     let e = run_err(&["train-latent-gan", "--codes", &codes, "--map", &map4, "--out", &d("z"), "--steps", "2"]);
