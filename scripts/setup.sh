@@ -14,6 +14,11 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
+if ! command -v "${CXX:-c++}" >/dev/null 2>&1 && ! command -v g++ >/dev/null 2>&1; then
+  echo "setup: no C++ compiler found (torch-sys and dualspace's fused-op shim need one); install it with: sudo apt-get install g++" >&2
+  exit 1
+fi
+
 # 1. venv with torch
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv"

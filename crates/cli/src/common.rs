@@ -159,7 +159,7 @@ mod one_line_tests {
 
     #[test]
     fn repeated_causes_are_printed_once() {
-        let io = std::io::Error::new(std::io::ErrorKind::Other, "Is a directory (os error 21)");
+        let io = std::io::Error::other("Is a directory (os error 21)");
         #[derive(Debug)]
         struct Wrap(std::io::Error);
         impl std::fmt::Display for Wrap {

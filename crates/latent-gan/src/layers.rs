@@ -12,7 +12,7 @@ pub fn sn_vector(p: &nn::Path, name: &str, out: i64) -> Tensor {
     let mut u = p.zeros_no_train(name, &[out]);
     let _guard = tch::no_grad_guard();
     let r = Tensor::randn([out], (Kind::Float, p.device()));
-    let _ = u.copy_(&normalize(&r));
+    u.copy_(&normalize(&r));
     u
 }
 
@@ -34,7 +34,7 @@ pub fn spectral_normalize(weight: &Tensor, u: &Tensor, train: bool) -> Tensor {
         if train {
             let u_new = normalize(&wd.mv(&v));
             let mut u_var = u.shallow_clone();
-            let _ = u_var.copy_(&u_new);
+            u_var.copy_(&u_new);
             let v = normalize(&wd.tr().mv(&u_new));
             (u_new, v)
         } else {
@@ -71,11 +71,14 @@ impl nn::ModuleT for SnLinear {
     }
 }
 
-/// Leaky ReLU with slope 0.2 (DCGAN's) as one fused op: `prelu` with a
-/// constant slope (tch's `leaky_relu` fixes the slope at 0.01). The same
-/// values and gradients as `x.maximum(0.2 x)`, in one kernel each way.
+/// Leaky ReLU with slope 0.2 (DCGAN's): libtorch's own `leaky_relu`
+/// kernel, forward and backward, as PyTorch's `nn.LeakyReLU(0.2)` runs it
+/// (tch fixes the slope at 0.01, so it goes through the tensor crate's C++
+/// shim). `prelu` with a constant slope gave the same values, but its
+/// backward also reduces a gradient for the slope, a scalar loop that cost
+/// about a fifth of a latent GAN step.
 pub fn leaky_relu(x: &Tensor) -> Tensor {
-    x.prelu(&Tensor::full([1], 0.2, (x.kind(), x.device())))
+    dualspace_tensor::fused::leaky_relu(x, 0.2)
 }
 
 #[cfg(test)]

@@ -182,6 +182,12 @@ impl GanNets for LatentGanConfig {
     fn discriminator(&self, p: nn::Path) -> Box<dyn nn::ModuleT> {
         Box::new(MlpDiscriminator::new(p, self))
     }
+    /// Plain and layer-normalised MLPs score each code on its own. With
+    /// spectral norm every training pass also advances the power
+    /// iteration, so two passes differ from one: those keep two.
+    fn per_item_discriminator(&self) -> bool {
+        self.d_norm != DNorm::Spectral
+    }
 }
 
 /// The `kind` written into a latent GAN's `config.json`.

@@ -296,7 +296,7 @@ mod tests {
         assert!((norms - 1.0).abs().max().double_value(&[]) < 1e-5);
         // The midpoint is at 45 degrees.
         let mid: Vec<f32> = Vec::try_from(&g.get(2)).unwrap();
-        assert!((mid[0] - mid[1]).abs() < 1e-6 && (mid[0] - 0.70710678).abs() < 1e-5);
+        assert!((mid[0] - mid[1]).abs() < 1e-6 && (mid[0] - std::f32::consts::FRAC_1_SQRT_2).abs() < 1e-5);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod device;
 pub mod error;
+pub mod fused;
 pub mod image;
 pub mod optim;
 pub mod run;

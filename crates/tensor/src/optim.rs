@@ -40,6 +40,10 @@ impl Default for AdamConfig {
 }
 
 /// Adam over the trainable variables of one VarStore (sorted by name).
+///
+/// The update is libtorch's fused Adam kernel ([`crate::fused::fused_adam`],
+/// what `torch.optim.Adam(fused=True)` runs): one pass over each tensor
+/// instead of a dozen elementwise kernels, with PyTorch's formula.
 pub struct Adam {
     /// Hyperparameters (the rate may be changed between steps).
     pub cfg: AdamConfig,
@@ -48,6 +52,9 @@ pub struct Adam {
     m: Vec<Tensor>,
     v: Vec<Tensor>,
     step: i64,
+    /// The step number as a float32 scalar on the parameters' device (the
+    /// fused kernel reads it there).
+    step_t: Tensor,
 }
 
 impl Adam {
@@ -57,8 +64,9 @@ impl Adam {
         vars.sort_by(|a, b| a.0.cmp(&b.0));
         let m = vars.iter().map(|(_, t)| t.zeros_like()).collect();
         let v = vars.iter().map(|(_, t)| t.zeros_like()).collect();
+        let device = vars.first().map_or(vs.device(), |(_, t)| t.device());
         let (names, params) = vars.into_iter().unzip();
-        Self { cfg, names, params, m, v, step: 0 }
+        Self { cfg, names, params, m, v, step: 0, step_t: Tensor::zeros([], (Kind::Float, device)) }
     }
 
     /// Steps taken.
@@ -66,48 +74,62 @@ impl Adam {
         self.step
     }
 
-    /// Clears every gradient.
+    /// Drops every gradient (PyTorch's `zero_grad()`, which sets them to
+    /// none): the next backward pass writes fresh ones.
     pub fn zero_grad(&mut self) {
-        for p in &mut self.params {
-            let mut g = p.grad();
-            if g.defined() {
-                let _ = g.detach_().zero_();
-            }
-        }
+        crate::fused::grads_to_none(&self.params).expect("dropping gradients of live tensors cannot fail");
     }
 
     /// L2 norm of all gradients together (0 when none are set).
     pub fn grad_norm(&self) -> f64 {
-        let _guard = tch::no_grad_guard();
-        let mut total = 0.0;
-        for p in &self.params {
-            let g = p.grad();
-            if g.defined() {
-                total += g.to_kind(Kind::Double).square().sum(Kind::Double).double_value(&[]);
-            }
-        }
-        total.sqrt()
+        self.grad_norm_tensor().map_or(0.0, |t| t.double_value(&[]))
     }
 
-    /// One Adam update from the current gradients (PyTorch's formula).
+    /// L2 norm of all gradients together as a scalar tensor on the
+    /// parameters' device, without waiting for it (`None` when no gradient
+    /// is set).
+    pub fn grad_norm_tensor(&self) -> Option<Tensor> {
+        let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).filter(Tensor::defined).collect();
+        crate::fused::total_norm(&grads).expect("gradients share the parameters' device and type")
+    }
+
+    /// One Adam update from the current gradients (PyTorch's formula);
+    /// parameters without a gradient are left alone (their moments too).
     pub fn step(&mut self) {
-        let _guard = tch::no_grad_guard();
         self.step += 1;
         let c = self.cfg;
-        let bc1 = 1.0 - c.beta1.powi(self.step as i32);
-        let bc2 = 1.0 - c.beta2.powi(self.step as i32);
-        for ((p, m), v) in self.params.iter_mut().zip(self.m.iter_mut()).zip(self.v.iter_mut()) {
-            let g = p.grad();
-            if !g.defined() {
-                continue;
-            }
-            let g = if c.weight_decay != 0.0 { &g + &*p * c.weight_decay } else { g };
-            let _ = m.lerp_(&g, 1.0 - c.beta1);
-            let _ = v.g_mul_scalar_(c.beta2);
-            let _ = v.addcmul_(&g, &(&g * (1.0 - c.beta2)));
-            let denom = (&*v / bc2).sqrt() + c.eps;
-            let _ = p.addcdiv_(&(&*m * (-c.lr / bc1)), &denom);
-        }
+        let _ = self.step_t.fill_(self.step as f64);
+        let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
+        let result = if grads.iter().all(Tensor::defined) {
+            crate::fused::fused_adam(
+                &self.params,
+                &grads,
+                &self.m,
+                &self.v,
+                &self.step_t,
+                c.lr,
+                (c.beta1, c.beta2),
+                c.weight_decay,
+                c.eps,
+            )
+        } else {
+            let keep: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
+            let pick = |ts: &[Tensor]| keep.iter().map(|&i| ts[i].shallow_clone()).collect::<Vec<_>>();
+            crate::fused::fused_adam(
+                &pick(&self.params),
+                &pick(&grads),
+                &pick(&self.m),
+                &pick(&self.v),
+                &self.step_t,
+                c.lr,
+                (c.beta1, c.beta2),
+                c.weight_decay,
+                c.eps,
+            )
+        };
+        // Moments are made from the parameters and gradients come from
+        // autograd in the parameters' layout, so the kernel's checks hold.
+        result.unwrap_or_else(|e| panic!("Adam step: {e}"));
     }
 
     /// Clears gradients, back-propagates `loss`, and steps.
@@ -163,17 +185,47 @@ impl Adam {
 }
 
 /// `ema <- decay * ema + (1 - decay) * src`, variable by variable (buffers
-/// such as batch-norm statistics are copied the same way).
+/// such as batch-norm statistics are copied the same way). Looks the pairs
+/// up by name on every call; a training loop keeps an [`Ema`] instead.
 pub fn ema_update(ema: &VarStore, src: &VarStore, decay: f64) -> Result<()> {
-    let _guard = tch::no_grad_guard();
-    let src_vars = src.variables();
-    for (name, mut e) in ema.variables() {
-        let s = src_vars
-            .get(&name)
-            .ok_or_else(|| Error::Invalid(format!("EMA: '{name}' is missing from the source network")))?;
-        let _ = e.f_lerp_(s, 1.0 - decay)?;
+    Ema::new(ema, src)?.update(decay)
+}
+
+/// The EMA update between two VarStores of one network, with the pairs of
+/// variables matched by name once: each update is one multi-tensor lerp.
+pub struct Ema {
+    dst: Vec<Tensor>,
+    src: Vec<Tensor>,
+}
+
+impl Ema {
+    /// Pairs every variable of `ema` with the one of the same name in `src`.
+    pub fn new(ema: &VarStore, src: &VarStore) -> Result<Self> {
+        let src_vars = src.variables();
+        let mut pairs: Vec<(String, Tensor)> = ema.variables().into_iter().collect();
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut out = Self { dst: Vec::with_capacity(pairs.len()), src: Vec::with_capacity(pairs.len()) };
+        for (name, e) in pairs {
+            let s = src_vars
+                .get(&name)
+                .ok_or_else(|| Error::Invalid(format!("EMA: '{name}' is missing from the source network")))?;
+            if s.size() != e.size() {
+                return Err(Error::Shape {
+                    what: format!("EMA source '{name}'"),
+                    expected: format!("{:?}", e.size()),
+                    got: format!("{:?}", s.size()),
+                });
+            }
+            out.dst.push(e);
+            out.src.push(s.shallow_clone());
+        }
+        Ok(out)
     }
-    Ok(())
+
+    /// `ema <- decay * ema + (1 - decay) * src` for every pair.
+    pub fn update(&self, decay: f64) -> Result<()> {
+        crate::fused::foreach_lerp_(&self.dst, &self.src, 1.0 - decay)
+    }
 }
 
 #[cfg(test)]
@@ -204,6 +256,41 @@ mod tests {
             let want = [0.9, -1.9][i] - 0.1 * mhat / (vhat.sqrt() + 1e-8);
             assert!((got[i] as f64 - want).abs() < 1e-5, "param {i}: {} vs {want}", got[i]);
         }
+    }
+
+    #[test]
+    fn parameters_without_gradient_are_left_alone() {
+        let vs = VarStore::new(Device::Cpu);
+        let a = vs.root().var_copy("a", &Tensor::from_slice(&[1.0f32, -2.0]));
+        let b = vs.root().var_copy("b", &Tensor::from_slice(&[3.0f32]));
+        let mut opt = Adam::new(&vs, AdamConfig::new(0.1, 0.9, 0.999));
+        // Only `a` takes part: `b` has no gradient, and keeps its value and moments.
+        opt.backward_step(&a.square().sum(Kind::Float));
+        let got: Vec<f32> = Vec::try_from(&a).unwrap();
+        assert!((got[0] - 0.9).abs() < 1e-5 && (got[1] + 1.9).abs() < 1e-5, "{got:?}");
+        assert_eq!(Vec::<f32>::try_from(&b).unwrap(), vec![3.0]);
+        let state: HashMap<String, Tensor> = opt.state().into_iter().collect();
+        assert_eq!(state["m.b"].abs().sum(Kind::Float).double_value(&[]), 0.0);
+        assert!(state["m.a"].abs().sum(Kind::Float).double_value(&[]) > 0.0);
+        // zero_grad drops the gradients, and the norm of none is 0.
+        assert!(opt.grad_norm() > 0.0);
+        opt.zero_grad();
+        assert!(!a.grad().defined());
+        assert_eq!(opt.grad_norm(), 0.0);
+    }
+
+    #[test]
+    fn ema_pairs_refuse_other_networks() {
+        let ema = VarStore::new(Device::Cpu);
+        let _e = ema.root().var_copy("w", &Tensor::from_slice(&[1.0f32, 2.0]));
+        let other = VarStore::new(Device::Cpu);
+        let _o = other.root().var_copy("v", &Tensor::from_slice(&[1.0f32, 2.0]));
+        let e = Ema::new(&ema, &other).err().expect("a missing name is refused").to_string();
+        assert!(e.contains("'w' is missing"), "{e}");
+        let wider = VarStore::new(Device::Cpu);
+        let _w = wider.root().var_copy("w", &Tensor::from_slice(&[1.0f32, 2.0, 3.0]));
+        let e = Ema::new(&ema, &wider).err().expect("another shape is refused").to_string();
+        assert!(e.contains("EMA source 'w'"), "{e}");
     }
 
     #[test]
