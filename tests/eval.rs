@@ -104,6 +104,14 @@ fn judge_train_caches_and_eval_writes_every_metric_with_the_floor() {
     cached.extend(judge_args(&data, &cache, "4"));
     let printed = run_ok(&cached);
     assert!(printed.contains("fid_judge") && !printed.contains("floor,"), "{printed}");
+
+    // A damaged cache entry is named, with the way out; --retrain rebuilds it.
+    let entry = std::fs::read_dir(&cache).unwrap().next().unwrap().unwrap().path();
+    std::fs::write(entry.join("judge.safetensors"), b"not a safetensors file").unwrap();
+    let e = run_err(&args);
+    assert!(e.contains("cannot be read") && e.contains("--retrain"), "{e}");
+    let retrained = run_ok(&[&args[..], &["--retrain"]].concat());
+    assert!(retrained.contains("trained") && !retrained.contains("reused"), "{retrained}");
 }
 
 #[test]

@@ -231,4 +231,57 @@ fn gan_commands_refuse_bad_input_with_one_line() {
     assert!(!Path::new(&d("s")).exists(), "a refused sample left a folder behind");
     let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--device", "tpu"]);
     assert!(e.contains("unknown device 'tpu'"), "{e}");
+    // No steps at all; resuming a run of the other kind, or a map as a GAN.
+    let e = run_err(&pixel_args(&data, &d("y"), &["--steps", "0"]));
+    assert!(e.contains("--steps must be at least 1"), "{e}");
+    let e = run_err(&["train-latent-gan", "--codes", &codes, "--out", &pgan, "--steps", "3", "--resume"]);
+    assert!(e.contains("holds a pixel-gan run, not a latent-gan run"), "{e}");
+    let e = run_err(&["encode", "--map", &pgan, "--dataset", &data, "--data-cache", "none", "--out", &d("c2")]);
+    assert!(e.contains("this is a pixel-gan run folder, not a map") && e.contains("--gan"), "{e}");
+    // A codes file with NaN in it is refused when read, not reported as divergence.
+    let mut t = read_tensors(&codes).unwrap();
+    let c = t.remove("codes").unwrap();
+    let _ = c.get(0).get(0).fill_(f64::NAN);
+    t.insert("codes".into(), c);
+    let nan = d("nan.safetensors");
+    let pairs: Vec<(&str, tch::Tensor)> = t.iter().map(|(k, v)| (k.as_str(), v.shallow_clone())).collect();
+    dualspace_tensor::checkpoint::write_tensors(&nan, &pairs).unwrap();
+    let e = run_err(&["train-latent-gan", "--codes", &nan, "--out", &d("w"), "--steps", "2"]);
+    assert!(e.contains("nan.safetensors") && e.contains("NaN or infinite values"), "{e}");
+    assert!(!Path::new(&d("w")).exists(), "a refused run left a folder behind");
+}
+
+#[test]
+fn sigterm_stops_a_run_with_a_checkpoint_that_resumes() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let data = folder(dir.path());
+    let out = dir.path().join("pgan");
+    let out_s = out.display().to_string();
+    let mut child = crate::support::dualspace()
+        .args(pixel_args(&data, &out_s, &["--steps", "1000000"]))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while std::fs::read_to_string(out.join("log.jsonl")).map_or(0, |s| s.lines().count()) < 3 {
+        assert!(t0.elapsed() < Duration::from_secs(120), "no training steps logged after 120 s");
+        assert!(child.try_wait().unwrap().is_none(), "training ended early");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let o = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "a stopped run exits cleanly:\n{stdout}\n{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stdout.contains("interrupted"), "{stdout}");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("checkpoint/meta.json")).unwrap()).unwrap();
+    let step = meta["step"].as_u64().unwrap();
+    assert!(step >= 2, "checkpoint at step {step}");
+    let more = (step + 2).to_string();
+    let resumed = run_ok(&pixel_args(&data, &out_s, &["--steps", &more, "--resume"]));
+    assert!(resumed.contains(&format!("pixel-gan: {more} steps")), "{resumed}");
 }

@@ -1,7 +1,7 @@
 //! Integration tests: `dualspace train-map`, `encode` and `decode` on small
 //! generated image folders (and on Fashion-MNIST with
 //! `DUALSPACE_SLOW_TESTS=1`), resume, and one-line errors on bad input.
-use crate::support::{fashion_mnist, run_err, run_ok, write_image_folder};
+use crate::support::{fashion_mnist, run, run_err, run_ok, write_image_folder};
 use dualspace_autoencoder::{load_mapping, read_codes};
 use dualspace_tensor::checkpoint::read_tensors;
 use std::path::Path;
@@ -212,6 +212,35 @@ fn bad_inputs_give_one_line_errors_naming_both_sides() {
     assert!(e.contains("no config.json"), "{e}");
     let e = run_err(&["decode", "--map", pca.to_str().unwrap(), "--codes", png.to_str().unwrap(), "--out", "y.png"]);
     assert!(e.contains("file not found") || e.contains("not a readable safetensors"), "{e}");
+
+    // encode and decode keep an existing output unless --force; a folder is never one.
+    let (pca_s, codes_s) = (pca.to_str().unwrap(), codes.to_str().unwrap());
+    let enc = |out: &str, force: bool| {
+        let mut a = vec!["encode", "--map", pca_s, "--dataset", data.as_str(), "--data-cache", "none", "--out", out];
+        if force {
+            a.push("--force");
+        }
+        run(&a)
+    };
+    let before = std::fs::read(&codes).unwrap();
+    let e = run_err(&["encode", "--map", pca_s, "--dataset", &data, "--data-cache", "none", "--out", codes_s]);
+    assert!(e.contains("already exists") && e.contains("--force"), "{e}");
+    assert_eq!(std::fs::read(&codes).unwrap(), before, "a refused encode changed the file");
+    assert!(enc(codes_s, true).0, "encode --force overwrites");
+    let (ok, _, err) = enc(dir.path().to_str().unwrap(), true);
+    assert!(!ok && err.contains("is a folder"), "{err}");
+    let grid = dir.path().join("grid.png");
+    let decode = ["decode", "--map", pca_s, "--codes", codes_s, "--out", grid.to_str().unwrap()];
+    run_ok(&decode);
+    let e = run_err(&decode);
+    assert!(e.contains("grid.png already exists"), "{e}");
+    run_ok(&[&decode[..], &["--force"]].concat());
+
+    // No steps, and a resume without a new total.
+    let e = run_err(&train_args(&data, ae_s, &["--steps", "0"]));
+    assert!(e.contains("--steps must be at least 1"), "{e}");
+    let e = run_err(&train_args(&data, ae_s, &["--resume"]));
+    assert!(e.contains("--resume needs a new total"), "{e}");
 }
 
 /// AE vs PCA at latent 32 on the real Fashion-MNIST (minutes; opt-in).

@@ -147,6 +147,16 @@ pub fn read_codes(path: impl AsRef<Path>) -> Result<Codes> {
             return Err(bad(format!("'{name}' must be [{}] to match 'codes' {cs:?}, got {:?}", cs[1], x.size())));
         }
     }
+    for (name, x) in [("codes", &codes), ("mean", &mean), ("std", &std)] {
+        if !x.is_floating_point() {
+            return Err(bad(format!("'{name}' holds {:?} values, not floating point", x.kind())));
+        }
+        if x.isfinite().logical_not().any().int64_value(&[]) != 0 {
+            return Err(bad(format!(
+                "'{name}' has NaN or infinite values; the map that wrote them has probably diverged: retrain it and encode again"
+            )));
+        }
+    }
     if std.le(0.0).any().int64_value(&[]) != 0 {
         return Err(bad("'std' has entries <= 0".into()));
     }

@@ -36,18 +36,33 @@ impl DeviceArgs {
 static STOP: AtomicBool = AtomicBool::new(false);
 static HANDLER: Once = Once::new();
 
-/// Installs the Ctrl-C handler (once): the first Ctrl-C asks running work to
-/// stop cleanly (it saves what it has); a second one exits at once.
+/// Installs the Ctrl-C handler (once): the first Ctrl-C (or SIGTERM, or
+/// SIGHUP: a `kill`, a job scheduler's stop, a closed terminal) asks running
+/// work to stop cleanly (it saves what it has); a second one exits at once.
 pub fn install_ctrlc() {
     HANDLER.call_once(|| {
         let _ = ctrlc::set_handler(|| {
             if STOP.swap(true, Ordering::SeqCst) {
-                eprintln!("\nsecond Ctrl-C: exiting without saving");
+                eprintln!("\nsecond stop signal: exiting without saving");
                 std::process::exit(130);
             }
-            eprintln!("\nCtrl-C: stopping after the current step and saving (Ctrl-C again to exit at once)");
+            eprintln!(
+                "\nstop signal (Ctrl-C or SIGTERM): stopping after the current step and saving (again to exit at once)"
+            );
         });
     });
+}
+
+/// Refuses an output file that exists (unless `force`) or names a folder,
+/// before any work is done.
+pub fn check_out_file(path: &std::path::Path, force: bool) -> Result<()> {
+    if path.is_dir() {
+        anyhow::bail!("--out {} is a folder; give the path of the file to write", path.display());
+    }
+    if path.exists() && !force {
+        anyhow::bail!("{} already exists; pass --force to overwrite it, or choose another --out", path.display());
+    }
+    Ok(())
 }
 
 /// Whether Ctrl-C was pressed.

@@ -484,7 +484,12 @@ impl Judge {
     ) -> Result<Trained> {
         let dir = Self::cache_dir(root, &card);
         if CheckpointDir::new(&dir).exists() {
-            let judge = Judge::load(&dir, device)?;
+            let judge = Judge::load(&dir, device).map_err(|e| {
+                Error::Invalid(format!(
+                    "the cached judge in {} cannot be read ({e}); delete that folder (it is rebuilt on the next run) or run `dualspace judge train --retrain`",
+                    dir.display()
+                ))
+            })?;
             if judge.card == card {
                 let meta = CheckpointDir::new(&dir).meta()?;
                 return Ok(Trained {

@@ -113,6 +113,9 @@ impl GanTrainArgs {
         if self.steps.is_none() && self.budget_s.is_none() {
             bail!("give --steps or --budget-s (or both) to say when training stops");
         }
+        if self.steps == Some(0) {
+            bail!("--steps must be at least 1 (it is the total number of generator steps)");
+        }
         if let Some(b) = self.budget_s {
             if !(b > 0.0 && b.is_finite()) {
                 bail!("--budget-s must be a positive number of seconds, got {b}");
@@ -161,11 +164,24 @@ impl GanTrainArgs {
         }
     }
 
-    /// The run config of `--out` when resuming; refuses to overwrite a run otherwise.
-    fn previous<C: DeserializeOwned>(&self) -> Result<Option<C>> {
+    /// The run config of `--out` when resuming (it must be a run of `kind`);
+    /// refuses to overwrite a run otherwise.
+    fn previous<C: DeserializeOwned>(&self, kind: &str) -> Result<Option<C>> {
         let out = self.out.display();
         match (self.resume, find_checkpoint(&self.out)) {
-            (true, Some(ck)) => Ok(Some(ck.config().with_context(|| format!("resuming {out}"))?)),
+            (true, Some(ck)) => {
+                let value: serde_json::Value = ck.config().with_context(|| format!("resuming {out}"))?;
+                match value.get("kind").and_then(|k| k.as_str()) {
+                    Some(k) if k == kind => {}
+                    Some(k) => {
+                        bail!("--resume: {out} holds a {k} run, not a {kind} run; resume it with its own command")
+                    }
+                    None => bail!(
+                        "--resume: {out} holds no GAN run (its config.json has no 'kind'; a map or judge folder?)"
+                    ),
+                }
+                Ok(Some(serde_json::from_value(value).with_context(|| format!("resuming {out}: config.json"))?))
+            }
             (true, None) => bail!("--resume: {out} holds no checkpoint to resume from"),
             (false, Some(_)) => {
                 bail!("{out} already holds a GAN run; pass --resume to continue it, or choose another --out")
@@ -333,7 +349,7 @@ pub fn train_latent(a: TrainLatentArgs) -> Result<()> {
     let device = a.train.device.setup()?;
     let codes_path = a.codes.display().to_string();
     let codes = read_codes(&a.codes).with_context(|| format!("reading {codes_path}"))?;
-    let prev: Option<LatentRunConfig> = a.train.previous()?;
+    let prev: Option<LatentRunConfig> = a.train.previous(dualspace_latent_gan::model::KIND)?;
     let map_dir = a.map.clone().or_else(|| prev.as_ref().and_then(|p| p.map.as_ref().map(PathBuf::from)));
     let run = match prev {
         Some(p) => p,
@@ -428,7 +444,7 @@ pub fn train_latent(a: TrainLatentArgs) -> Result<()> {
 pub fn train_pixel(a: TrainPixelArgs) -> Result<()> {
     a.train.validate()?;
     let device = a.train.device.setup()?;
-    let prev: Option<PixelRunConfig> = a.train.previous()?;
+    let prev: Option<PixelRunConfig> = a.train.previous(dualspace_pixel_gan::KIND)?;
     let mut data = a.data.clone();
     if let Some(p) = &prev {
         data.dataset = p.dataset.clone();

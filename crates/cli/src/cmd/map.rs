@@ -160,6 +160,9 @@ pub struct EncodeArgs {
     /// Codes file to write (safetensors: codes, labels, mean, std, image_shape).
     #[arg(long)]
     pub out: PathBuf,
+    /// Overwrite --out when it exists (otherwise an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -183,6 +186,9 @@ pub struct DecodeArgs {
     /// PNG grid to write.
     #[arg(long)]
     pub out: PathBuf,
+    /// Overwrite --out when it exists (otherwise an existing file is refused).
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub device: DeviceArgs,
 }
@@ -232,6 +238,12 @@ fn spec_from_flags(a: &TrainMapArgs, image: ImageShape) -> Result<MapSpec> {
 }
 
 fn train_config(a: &TrainMapArgs) -> Result<TrainConfig> {
+    if a.steps == Some(0) {
+        bail!("--steps must be at least 1 (it is the total number of optimisation steps)");
+    }
+    if a.resume && a.steps.is_none() && a.budget_s.is_none() {
+        bail!("--resume needs a new total: give --steps or --budget-s (counted from the run's start, not from where it stopped)");
+    }
     if let Some(b) = a.budget_s {
         if !(b > 0.0 && b.is_finite()) {
             bail!("--budget-s {b} must be a positive number of seconds");
@@ -364,6 +376,7 @@ fn load_map(dir: &Path, device: tch::Device) -> Result<Box<dyn map::Mapping>> {
 
 /// Encodes a data set.
 pub fn encode(a: EncodeArgs) -> Result<()> {
+    crate::common::check_out_file(&a.out, a.force)?;
     let device = a.device.setup()?;
     if a.batch_size < 1 {
         bail!("--batch-size must be at least 1");
@@ -412,6 +425,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
 
 /// Decodes codes into a grid.
 pub fn decode(a: DecodeArgs) -> Result<()> {
+    crate::common::check_out_file(&a.out, a.force)?;
     let device = a.device.setup()?;
     if a.count < 1 {
         bail!("--count must be at least 1");

@@ -711,7 +711,7 @@ pub fn run(a: ReproduceArgs) -> Result<()> {
         finish(&mut rec, &points, "running")?;
     }
     if stopped {
-        rec.notes.push("interrupted by Ctrl-C: the figures cover what was measured before".into());
+        rec.notes.push("interrupted (Ctrl-C or SIGTERM): the figures cover what was measured before".into());
         finish(&mut rec, &points, "interrupted")?;
         bail!("interrupted; the report of what was measured is in {}", out.join("report.md").display());
     }
