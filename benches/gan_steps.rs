@@ -4,9 +4,13 @@
 //! (batch 64 and 256, the default 512x512 networks).
 //!
 //! Reference: PyTorch eager (`scripts/reference/pytorch_steps.py`) on the
-//! 2-core development machine, measured beside these on 2026-12-04: 121 ms
-//! per pixel step, 6.0 ms (batch 64) / 10.7 ms (batch 256) per latent step;
-//! ours then: 117 ms, 5.0 ms and 10.4 ms. Run with `cargo bench -p dualspace-cli --bench gan_steps`;
+//! 2-core development machine. Step times there drift by tens of percent
+//! within minutes, so the comparison is `scripts/reference/compare_steps.py`
+//! (both sides alternated, 5 rounds, median ratio). On 2026-12-04, after the
+//! fused ops (libtorch's leaky ReLU, fused Adam, multi-tensor EMA, one D pass
+//! over real and fake for the MLP): latent batch 64 3.83 ms against 7.13 ms
+//! (0.53x), batch 256 9.85 ms against 12.94 ms (0.76x), pixel 138 ms against
+//! 146 ms (0.94x); criterion beside it: 3.99 ms, 9.58 ms, 145 ms. Run with `cargo bench -p dualspace-cli --bench gan_steps`;
 //! `DUALSPACE_BENCH_THREADS` sets libtorch's thread count (default: all
 //! cores).
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
