@@ -91,7 +91,7 @@ fn pixel_gan_writes_its_run_folder_and_resumes_to_the_same_weights() {
     let split = dir.path().join("split").display().to_string();
     run_ok(&pixel_args(&data, &split, &["--steps", "5", "--checkpoint-every", "0"]));
     let e = run_err(&pixel_args(&data, &split, &["--steps", "8"]));
-    assert!(e.contains("already holds a GAN run") && e.contains("--resume"), "{e}");
+    assert!(e.contains("already holds a pixel-gan run") && e.contains("--resume"), "{e}");
     let out = run_ok(&pixel_args(&data, &split, &["--steps", "8", "--resume"]));
     assert!(out.contains("pixel-gan: 8 steps"), "{out}");
     for net in ["generator", "discriminator", "generator_ema", "optim_g", "optim_d"] {
@@ -231,6 +231,68 @@ fn gan_commands_refuse_bad_input_with_one_line() {
     assert!(!Path::new(&d("s")).exists(), "a refused sample left a folder behind");
     let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--device", "tpu"]);
     assert!(e.contains("unknown device 'tpu'"), "{e}");
+    // A map is never trained into a GAN run folder, nor a GAN into a map's.
+    let e = run_err(&[
+        "train-map",
+        "--kind",
+        "pca",
+        "--latent-dim",
+        "4",
+        "--dataset",
+        &data,
+        "--data-cache",
+        "none",
+        "--out",
+        &pgan,
+    ]);
+    assert!(e.contains("already holds a GAN run"), "{e}");
+    let e = run_err(&pixel_args(&data, &map, &["--steps", "1"]));
+    assert!(e.contains("already holds another run (a map or a judge?)"), "{e}");
+    let e = run_err(&[
+        "judge",
+        "train",
+        "--dataset",
+        &data,
+        "--data-cache",
+        "none",
+        "--judge-cache",
+        &d("jc"),
+        "--out",
+        &map,
+    ]);
+    assert!(e.contains("already holds a run that is not a judge"), "{e}");
+    assert!(!Path::new(&d("jc")).exists(), "the refused judge was trained anyway");
+    // Codes that include a class the map held out are refused.
+    let map_red = d("pca-red");
+    run_ok(&[
+        "train-map",
+        "--kind",
+        "pca",
+        "--latent-dim",
+        "4",
+        "--dataset",
+        &data,
+        "--holdout",
+        "red",
+        "--data-cache",
+        "none",
+        "--out",
+        &map_red,
+    ]);
+    let e = run_err(&[
+        "encode",
+        "--map",
+        &map_red,
+        "--dataset",
+        &data,
+        "--holdout",
+        "blue",
+        "--data-cache",
+        "none",
+        "--out",
+        &d("c3"),
+    ]);
+    assert!(e.contains("holding out [red]") && e.contains("--holdout red"), "{e}");
     // No steps at all; resuming a run of the other kind, or a map as a GAN.
     let e = run_err(&pixel_args(&data, &d("y"), &["--steps", "0"]));
     assert!(e.contains("--steps must be at least 1"), "{e}");

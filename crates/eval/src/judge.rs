@@ -486,7 +486,7 @@ impl Judge {
         if CheckpointDir::new(&dir).exists() {
             let judge = Judge::load(&dir, device).map_err(|e| {
                 Error::Invalid(format!(
-                    "the cached judge in {} cannot be read ({e}); delete that folder (it is rebuilt on the next run) or run `dualspace judge train --retrain`",
+                    "the cached judge in {} cannot be read ({e}); delete that folder and it is rebuilt on the next run (or run `dualspace judge train --retrain` with the same data set, --judge-cache and judge flags)",
                     dir.display()
                 ))
             })?;

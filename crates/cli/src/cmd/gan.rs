@@ -183,8 +183,14 @@ impl GanTrainArgs {
                 Ok(Some(serde_json::from_value(value).with_context(|| format!("resuming {out}: config.json"))?))
             }
             (true, None) => bail!("--resume: {out} holds no checkpoint to resume from"),
-            (false, Some(_)) => {
-                bail!("{out} already holds a GAN run; pass --resume to continue it, or choose another --out")
+            (false, Some(ck)) => {
+                let value: Option<serde_json::Value> = ck.config().ok();
+                match value.as_ref().and_then(|v| v.get("kind")).and_then(|k| k.as_str()) {
+                    Some(k) => {
+                        bail!("{out} already holds a {k} run; pass --resume to continue it, or choose another --out")
+                    }
+                    None => bail!("{out} already holds another run (a map or a judge?); choose another --out"),
+                }
             }
             (false, None) => Ok(None),
         }

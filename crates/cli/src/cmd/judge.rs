@@ -221,6 +221,15 @@ fn train(a: JudgeTrainArgs) -> Result<()> {
     if !a.data.holdout_names().is_empty() {
         eprintln!("note: the judge is trained on all classes; --holdout is ignored here (it matters to `eval`)");
     }
+    if let Some(out) = &a.out {
+        let holds = |f: &str| out.join(f).exists();
+        if holds("checkpoint") || (holds("config.json") && !holds("judge.safetensors")) {
+            bail!(
+                "--out {} already holds a run that is not a judge; a judge is only written over another judge: choose another --out",
+                out.display()
+            );
+        }
+    }
     let (ds, _) = load_all_classes(&a.data, a.seed)?;
     let t = cached_judge(&ds, &a.judge, a.seed, a.retrain, device)?;
     let dir = t.dir.clone().unwrap_or_default();

@@ -389,6 +389,16 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
         if data_args.holdout.trim().is_empty() && !info.holdout.is_empty() {
             eprintln!("holding out [{}] as the map did", info.holdout.join(", "));
             data_args.holdout = info.holdout.join(",");
+        } else if info.holdout.iter().any(|c| !data_args.holdout_names().contains(c)) {
+            // Codes of a class the map never saw would hand it to the GAN
+            // and defeat the held-out test.
+            bail!(
+                "the map in {} was trained holding out [{}] but this encodes with only [{}] held out; hold out at least the map's classes: --holdout {} (or leave --holdout out to follow the map)",
+                a.map.display(),
+                info.holdout.join(", "),
+                data_args.holdout_names().join(", "),
+                info.holdout.join(",")
+            );
         }
     }
     let seed = a.seed.or(run.train.as_ref().map(|t| t.seed)).unwrap_or(0);
