@@ -13,9 +13,9 @@ fn folder(dir: &Path) -> String {
     root.display().to_string()
 }
 
-/// A PCA map of `dim` components on `data`, written to `out`.
-fn train_pca(data: &str, out: &str, dim: &str) {
-    run_ok(&[
+/// `train-map` of a PCA map of `dim` components on `data` into `out`.
+fn pca_args<'a>(data: &'a str, out: &'a str, dim: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec![
         "train-map",
         "--kind",
         "pca",
@@ -27,7 +27,14 @@ fn train_pca(data: &str, out: &str, dim: &str) {
         "none",
         "--out",
         out,
-    ]);
+    ];
+    a.extend_from_slice(extra);
+    a
+}
+
+/// A PCA map of `dim` components on `data`, written to `out`.
+fn train_pca(data: &str, out: &str, dim: &str) {
+    run_ok(&pca_args(data, out, dim, &[]));
 }
 
 fn pixel_args<'a>(data: &'a str, out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
@@ -232,20 +239,14 @@ fn gan_commands_refuse_bad_input_with_one_line() {
     let e = run_err(&["sample", "--gan", &pgan, "--out", &d("s"), "--device", "tpu"]);
     assert!(e.contains("unknown device 'tpu'"), "{e}");
     // A map is never trained into a GAN run folder, nor a GAN into a map's.
-    let e = run_err(&[
-        "train-map",
-        "--kind",
-        "pca",
-        "--latent-dim",
-        "4",
-        "--dataset",
-        &data,
-        "--data-cache",
-        "none",
-        "--out",
-        &pgan,
-    ]);
+    let e = run_err(&pca_args(&data, &pgan, "4", &[]));
     assert!(e.contains("already holds a GAN run"), "{e}");
+    let judge_dir = d("a-judge");
+    std::fs::create_dir_all(&judge_dir).unwrap();
+    std::fs::write(Path::new(&judge_dir).join("judge.safetensors"), b"{}").unwrap();
+    let e = run_err(&pca_args(&data, &judge_dir, "4", &[]));
+    assert!(e.contains("already holds a judge"), "{e}");
+    assert_eq!(std::fs::read_dir(&judge_dir).unwrap().count(), 1, "nothing was written beside the judge");
     let e = run_err(&pixel_args(&data, &map, &["--steps", "1"]));
     assert!(e.contains("already holds another run (a map or a judge?)"), "{e}");
     let e = run_err(&[
@@ -264,21 +265,7 @@ fn gan_commands_refuse_bad_input_with_one_line() {
     assert!(!Path::new(&d("jc")).exists(), "the refused judge was trained anyway");
     // Codes that include a class the map held out are refused.
     let map_red = d("pca-red");
-    run_ok(&[
-        "train-map",
-        "--kind",
-        "pca",
-        "--latent-dim",
-        "4",
-        "--dataset",
-        &data,
-        "--holdout",
-        "red",
-        "--data-cache",
-        "none",
-        "--out",
-        &map_red,
-    ]);
+    run_ok(&pca_args(&data, &map_red, "4", &["--holdout", "red"]));
     let e = run_err(&[
         "encode",
         "--map",
@@ -315,26 +302,15 @@ fn gan_commands_refuse_bad_input_with_one_line() {
 
 #[test]
 fn sigterm_stops_a_run_with_a_checkpoint_that_resumes() {
-    use std::time::{Duration, Instant};
     let dir = tempfile::tempdir().unwrap();
     let data = folder(dir.path());
     let out = dir.path().join("pgan");
     let out_s = out.display().to_string();
-    let mut child = crate::support::dualspace()
-        .args(pixel_args(&data, &out_s, &["--steps", "1000000"]))
+    let mut cmd = crate::support::dualspace();
+    cmd.args(pixel_args(&data, &out_s, &["--steps", "1000000"]))
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::fs::read_to_string(out.join("log.jsonl")).map_or(0, |s| s.lines().count()) < 3 {
-        assert!(t0.elapsed() < Duration::from_secs(120), "no training steps logged after 120 s");
-        assert!(child.try_wait().unwrap().is_none(), "training ended early");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let kill = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
+        .stderr(std::process::Stdio::piped());
+    let o = crate::support::signal_after_lines(cmd, &out.join("log.jsonl"), 3, 120, "TERM");
     let (stdout, stderr) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "a stopped run exits cleanly:\n{stdout}\n{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

@@ -1,9 +1,8 @@
 //! Integration tests: `dualspace reproduce --quick` end to end on a small
 //! generated data set (every report section, finite numbers, every file),
 //! Ctrl-C leaving a consistent folder, and one-line errors on bad input.
-use crate::support::{dualspace, run_err, write_image_folder};
+use crate::support::{dualspace, run_err, signal_after_lines, write_image_folder};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// Four classes of 16x16 RGB images, 60 each: a seeded tenth of each class
 /// is the test split.
@@ -157,22 +156,10 @@ fn ctrl_c_leaves_a_consistent_folder_with_an_interrupted_report() {
     let cache = dir.path().join("judges").display().to_string();
     let mut args = quick_args(&data, out.to_str().unwrap(), &cache);
     args.extend(["--pixel-budget-s", "600"]);
-    let mut child = dualspace()
-        .args(&args)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut cmd = dualspace();
+    cmd.args(&args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
     // Wait for the first evaluations of the pixel GAN, then press Ctrl-C.
-    let t0 = Instant::now();
-    while std::fs::read_to_string(out.join("evals.jsonl")).map_or(0, |s| s.lines().count()) < 2 {
-        assert!(t0.elapsed() < Duration::from_secs(300), "no evaluation after 300 s");
-        assert!(child.try_wait().unwrap().is_none(), "reproduce ended early");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(kill.success());
-    let o = child.wait_with_output().unwrap();
+    let o = signal_after_lines(cmd, &out.join("evals.jsonl"), 2, 300, "INT");
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(130), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");

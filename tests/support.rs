@@ -34,6 +34,27 @@ pub fn run_err(args: &[&str]) -> String {
     lines[0].to_string()
 }
 
+/// Starts `cmd`, waits until `watch` has at least `lines` lines (at most
+/// `timeout_s` seconds, failing if the process ends first), sends it
+/// `signal` (`INT`, `TERM`, ...) and returns its output.
+pub fn signal_after_lines(mut cmd: Command, watch: &Path, lines: usize, timeout_s: u64, signal: &str) -> Output {
+    use std::time::{Duration, Instant};
+    let mut child = cmd.spawn().expect("starting dualspace");
+    let t0 = Instant::now();
+    while std::fs::read_to_string(watch).map_or(0, |s| s.lines().count()) < lines {
+        assert!(
+            t0.elapsed() < Duration::from_secs(timeout_s),
+            "{} has fewer than {lines} lines after {timeout_s} s",
+            watch.display()
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the process ended before {} had {lines} lines", watch.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let kill = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
+    assert!(kill.success(), "kill -{signal} failed");
+    child.wait_with_output().unwrap()
+}
+
 /// Where Debian's Fashion-MNIST lives, when installed.
 pub fn fashion_mnist() -> Option<PathBuf> {
     let p = Path::new("/usr/share/datasets/fashion-mnist");

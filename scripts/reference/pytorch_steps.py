@@ -44,13 +44,31 @@ def timed(step, warm, n):
     return (time.perf_counter() - t) / n * 1e3
 
 
+def adam_pair(G, D, lr, betas):
+    """Adam for G and D (fused with --tuned)."""
+    return (torch.optim.Adam(G.parameters(), lr, betas=betas, fused=a.tuned or None),
+            torch.optim.Adam(D.parameters(), lr, betas=betas, fused=a.tuned or None))
+
+
+def generator_update(D, og, g_loss):
+    """One generator update; with --tuned, D's weights get no gradient."""
+    if a.tuned:
+        D.requires_grad_(False)
+    lg = g_loss()
+    og.zero_grad()
+    lg.backward()
+    if a.tuned:
+        D.requires_grad_(True)
+    og.step()
+    return lg
+
+
 def gan_step(G, D, data, nz, b, noise_shape, joint=False):
     """One GAN step as a PyTorch user writes it. With --tuned, also what
     dualspace's trainer does beyond that: fused Adam, no gradients for D's
     weights in the generator step, and (joint=True, for a D without batch
     norm) one D pass over real and fake together."""
-    og = torch.optim.Adam(G.parameters(), 2e-4, betas=(0.5, 0.999), fused=a.tuned or None)
-    od = torch.optim.Adam(D.parameters(), 2e-4, betas=(0.5, 0.999), fused=a.tuned or None)
+    og, od = adam_pair(G, D, 2e-4, (0.5, 0.999))
     joint = joint and a.tuned
 
     def step():
@@ -65,15 +83,7 @@ def gan_step(G, D, data, nz, b, noise_shape, joint=False):
         od.zero_grad()
         ld.backward()
         od.step()
-        f = G(torch.randn(b, *noise_shape))
-        if a.tuned:
-            D.requires_grad_(False)
-        lg = sp(-D(f)).mean()
-        og.zero_grad()
-        lg.backward()
-        if a.tuned:
-            D.requires_grad_(True)
-        og.step()
+        lg = generator_update(D, og, lambda: sp(-D(G(torch.randn(b, *noise_shape)))).mean())
         return ld.item() + lg.item()
 
     return step
@@ -90,8 +100,7 @@ def wgan_gp_step(G, D, data, b, nz, n_critic, lr, lam=10.0):
     """A WGAN-GP step (Gulrajani et al.): n_critic critic updates with the
     gradient penalty at random points between real and fake, one generator
     update; Adam betas 0 / 0.9. --tuned as in gan_step."""
-    og = torch.optim.Adam(G.parameters(), lr, betas=(0.0, 0.9), fused=a.tuned or None)
-    od = torch.optim.Adam(D.parameters(), lr, betas=(0.0, 0.9), fused=a.tuned or None)
+    og, od = adam_pair(G, D, lr, (0.0, 0.9))
 
     def step():
         for _ in range(n_critic):
@@ -111,14 +120,7 @@ def wgan_gp_step(G, D, data, b, nz, n_critic, lr, lam=10.0):
             od.zero_grad()
             loss.backward()
             od.step()
-        if a.tuned:
-            D.requires_grad_(False)
-        lg = -D(G(torch.randn(b, nz))).mean()
-        og.zero_grad()
-        lg.backward()
-        if a.tuned:
-            D.requires_grad_(True)
-        og.step()
+        lg = generator_update(D, og, lambda: -D(G(torch.randn(b, nz))).mean())
         return loss.item() + lg.item()
 
     return step

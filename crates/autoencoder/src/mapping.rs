@@ -51,24 +51,20 @@ pub fn save_mapping(map: &dyn Mapping, dir: &Path) -> Result<()> {
 /// Reads a run folder's `config.json`.
 pub fn read_run_config(dir: &Path) -> Result<RunConfig> {
     let path = dir.join("config.json");
-    // A GAN run keeps its config.json in checkpoint/: say what it is.
-    let gan_config = dir.join("checkpoint").join("config.json");
-    let found = if path.exists() { Some(&path) } else { gan_config.exists().then_some(&gan_config) };
-    let Some(found) = found else {
+    if !path.exists() {
         return Err(Error::Invalid(format!(
             "{}: no config.json; is this a folder written by `dualspace train-map`?",
             dir.display()
         )));
-    };
-    let value: serde_json::Value = read_json(found)?;
+    }
+    let value: serde_json::Value = read_json(&path)?;
     if let Some(kind) = value.get("kind").and_then(|k| k.as_str()) {
         return Err(Error::Invalid(format!(
-            "{}: this is a {kind} run folder, not a map; give a folder written by `dualspace train-map`{}",
-            dir.display(),
-            if kind.ends_with("gan") { " (a GAN run goes to --gan)" } else { "" }
+            "{}: this is a {kind} run folder, not a map; give a folder written by `dualspace train-map`",
+            dir.display()
         )));
     }
-    if found != &path || value.get("map").is_none() {
+    if value.get("map").is_none() {
         return Err(Error::Invalid(format!(
             "{}: config.json has no 'map'; is this a folder written by `dualspace train-map`?",
             path.display()

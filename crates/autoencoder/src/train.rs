@@ -103,11 +103,6 @@ pub fn train_map(
             "{} already holds a trained map; pass --resume to continue it, or choose another --out",
             run.dir.display()
         )));
-    } else if let Some(what) = foreign_run(&run.dir) {
-        return Err(Error::Invalid(format!(
-            "{} already holds {what}; a map is never written over it: choose another --out",
-            run.dir.display()
-        )));
     }
     match spec {
         MapSpec::Ae(n) => {
@@ -332,18 +327,6 @@ pub fn split_by_classes(images: &Tensor, labels: &Tensor, holdout: &[i64]) -> (O
     (pick(&mask.logical_not()), pick(&mask))
 }
 
-/// What other run a folder holds, if any: a GAN run (its `checkpoint/`) or
-/// a judge (`judge.safetensors`).
-fn foreign_run(dir: &std::path::Path) -> Option<&'static str> {
-    if dir.join("checkpoint").exists() || dir.join("checkpoint.old").exists() {
-        Some("a GAN run")
-    } else if dir.join("judge.safetensors").exists() {
-        Some("a judge")
-    } else {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,26 +468,6 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(e.contains("already holds a trained map") && e.contains("--resume"), "{e}");
-        // A folder holding a GAN run or a judge is never trained over.
-        for (what, file) in [("a GAN run", "checkpoint/meta.json"), ("a judge", "judge.safetensors")] {
-            let other = dir.path().join(what.replace(' ', "-"));
-            std::fs::create_dir_all(other.join(file).parent().unwrap()).unwrap();
-            std::fs::write(other.join(file), b"{}").unwrap();
-            let e = train_map(
-                &MapSpec::Ae(net()),
-                &train,
-                &test,
-                &train_cfg(2),
-                &RunOptions::new(&other),
-                Device::Cpu,
-                &mut Silent,
-            )
-            .err()
-            .unwrap()
-            .to_string();
-            assert!(e.contains(&format!("already holds {what}")), "{e}");
-            assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1, "nothing was written beside {file}");
-        }
         let resume = RunOptions { resume: true, ..run.clone() };
         let bigger = MapSpec::Ae(NetConfig { latent_dim: 16, ..net() });
         let e = train_map(&bigger, &train, &test, &train_cfg(4), &resume, Device::Cpu, &mut Silent)

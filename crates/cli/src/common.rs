@@ -65,6 +65,45 @@ pub fn check_out_file(path: &std::path::Path, force: bool) -> Result<()> {
     Ok(())
 }
 
+/// What a run folder holds, judged by the files each command writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Held {
+    /// A GAN run (`checkpoint/`, or `checkpoint.old` of an interrupted
+    /// save), with the `kind` of its config when readable.
+    Gan(Option<String>),
+    /// A judge (`judge.safetensors`).
+    Judge,
+    /// A map (any other `config.json`).
+    Map,
+}
+
+/// What `dir` holds, if it holds a run.
+pub fn folder_holds(dir: &std::path::Path) -> Option<Held> {
+    let checkpoint = dualspace_latent_gan::trainer::CHECKPOINT;
+    if let Some(ck) =
+        [checkpoint.to_string(), format!("{checkpoint}.old")].iter().map(|c| dir.join(c)).find(|p| p.exists())
+    {
+        let config: Option<serde_json::Value> = dualspace_tensor::checkpoint::read_json(ck.join("config.json")).ok();
+        return Some(Held::Gan(config.and_then(|v| v.get("kind")?.as_str().map(String::from))));
+    }
+    if dir.join("judge.safetensors").exists() {
+        return Some(Held::Judge);
+    }
+    dir.join("config.json").exists().then_some(Held::Map)
+}
+
+/// Refuses a GAN run folder where a map is expected, naming its kind.
+pub fn refuse_gan_as_map(dir: &std::path::Path) -> Result<()> {
+    if let Some(Held::Gan(kind)) = folder_holds(dir) {
+        anyhow::bail!(
+            "{}: this is a {} run folder, not a map; give a folder written by `dualspace train-map` (a GAN run goes to --gan)",
+            dir.display(),
+            kind.as_deref().unwrap_or("GAN")
+        );
+    }
+    Ok(())
+}
+
 /// Whether Ctrl-C was pressed.
 pub fn interrupted() -> bool {
     STOP.load(Ordering::SeqCst)

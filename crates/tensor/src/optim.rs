@@ -100,33 +100,20 @@ impl Adam {
         let c = self.cfg;
         let _ = self.step_t.fill_(self.step as f64);
         let grads: Vec<Tensor> = self.params.iter().map(Tensor::grad).collect();
-        let result = if grads.iter().all(Tensor::defined) {
-            crate::fused::fused_adam(
-                &self.params,
-                &grads,
-                &self.m,
-                &self.v,
-                &self.step_t,
-                c.lr,
-                (c.beta1, c.beta2),
-                c.weight_decay,
-                c.eps,
-            )
-        } else {
-            let keep: Vec<usize> = (0..grads.len()).filter(|&i| grads[i].defined()).collect();
-            let pick = |ts: &[Tensor]| keep.iter().map(|&i| ts[i].shallow_clone()).collect::<Vec<_>>();
-            crate::fused::fused_adam(
-                &pick(&self.params),
-                &pick(&grads),
-                &pick(&self.m),
-                &pick(&self.v),
-                &self.step_t,
-                c.lr,
-                (c.beta1, c.beta2),
-                c.weight_decay,
-                c.eps,
-            )
+        let pick = |ts: &[Tensor]| {
+            ts.iter().zip(&grads).filter(|(_, g)| g.defined()).map(|(t, _)| t.shallow_clone()).collect::<Vec<_>>()
         };
+        let result = crate::fused::fused_adam(
+            &pick(&self.params),
+            &pick(&grads),
+            &pick(&self.m),
+            &pick(&self.v),
+            &self.step_t,
+            c.lr,
+            (c.beta1, c.beta2),
+            c.weight_decay,
+            c.eps,
+        );
         // Moments are made from the parameters and gradients come from
         // autograd in the parameters' layout, so the kernel's checks hold.
         result.unwrap_or_else(|e| panic!("Adam step: {e}"));

@@ -7,6 +7,7 @@
 //! features and writes the floor (real training images against the same
 //! reference) beside the samples' numbers.
 use crate::cmd::data::DatasetArgs;
+use crate::common::Held;
 use crate::common::{BarMonitor, DeviceArgs};
 use anyhow::{bail, Context, Result};
 use dualspace_eval::{evaluate_embedded, subsample_indices, EvalOptions, Judge, JudgeAccuracy, JudgeCard, Report};
@@ -222,8 +223,7 @@ fn train(a: JudgeTrainArgs) -> Result<()> {
         eprintln!("note: the judge is trained on all classes; --holdout is ignored here (it matters to `eval`)");
     }
     if let Some(out) = &a.out {
-        let holds = |f: &str| out.join(f).exists();
-        if holds("checkpoint") || (holds("config.json") && !holds("judge.safetensors")) {
+        if matches!(crate::common::folder_holds(out), Some(Held::Gan(_) | Held::Map)) {
             bail!(
                 "--out {} already holds a run that is not a judge; a judge is only written over another judge: choose another --out",
                 out.display()

@@ -276,6 +276,14 @@ fn fmt_recon(r: &Recon) -> String {
 pub fn train(a: TrainMapArgs) -> Result<()> {
     let device = a.device.setup()?;
     let out = a.out.display().to_string();
+    let what = match crate::common::folder_holds(&a.out) {
+        Some(crate::common::Held::Gan(_)) => Some("a GAN run"),
+        Some(crate::common::Held::Judge) => Some("a judge"),
+        _ => None,
+    };
+    if let Some(what) = what {
+        bail!("{out} already holds {what}; a map is never written over it: choose another --out");
+    }
     // On --resume the run's own config is the base; flags given explicitly
     // must agree with it (the library names both sides when they do not).
     let old =
@@ -371,6 +379,7 @@ pub fn train(a: TrainMapArgs) -> Result<()> {
 }
 
 fn load_map(dir: &Path, device: tch::Device) -> Result<Box<dyn map::Mapping>> {
+    crate::common::refuse_gan_as_map(dir)?;
     map::load_mapping(dir, device).with_context(|| format!("loading the map in {}", dir.display()))
 }
 
@@ -381,6 +390,7 @@ pub fn encode(a: EncodeArgs) -> Result<()> {
     if a.batch_size < 1 {
         bail!("--batch-size must be at least 1");
     }
+    crate::common::refuse_gan_as_map(&a.map)?;
     let run: RunConfig =
         map::read_run_config(&a.map).with_context(|| format!("loading the map in {}", a.map.display()))?;
     let mapping = load_map(&a.map, device)?;
